@@ -1,0 +1,1 @@
+//! keyless-client: the Rust client library; everything the CLI does goes through it.

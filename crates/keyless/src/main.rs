@@ -1,0 +1,2 @@
+//! The `keyless` binary.
+fn main() {}
