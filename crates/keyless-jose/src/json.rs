@@ -186,7 +186,7 @@ impl Strict<'_> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
     fn check(input: &str, max_depth: usize, expect: Result<&str, JsonFault>) {

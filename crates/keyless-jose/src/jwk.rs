@@ -262,6 +262,9 @@ impl Jwk {
             member: "kty",
             problem: "is required",
         })?;
+        if !matches!(kty, "RSA" | "EC" | "OKP") {
+            return Err(JwkError::UnsupportedKty(kty.to_owned()));
+        }
         check_use(obj)?;
         let alg = match opt_str(obj, "alg")? {
             None => None,
@@ -270,8 +273,7 @@ impl Jwk {
         let material = match kty {
             "RSA" => rsa_material(obj)?,
             "EC" => ec_material(obj)?,
-            "OKP" => okp_material(obj)?,
-            other => return Err(JwkError::UnsupportedKty(other.to_owned())),
+            _ => okp_material(obj)?,
         };
         if let Some(alg) = alg
             && !material.fits(alg)
