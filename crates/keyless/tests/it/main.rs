@@ -1,0 +1,10 @@
+//! The `keyless` binary run as a process, as a user would.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    missing_docs
+)]
+
+mod inspect;
