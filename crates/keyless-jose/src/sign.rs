@@ -11,6 +11,7 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
 use serde_json::{Map, Value};
+use zeroize::Zeroizing;
 
 use crate::algorithm::{Algorithm, Curve, KeyFamily};
 use crate::b64;
@@ -33,8 +34,8 @@ pub enum SignError {
     Serialize,
 }
 
-/// A PKCS#8 private key document. Its `Debug` output shows only its length.
-pub struct Pkcs8(Vec<u8>);
+/// A PKCS#8 private key document, wiped from memory when dropped. Its `Debug` shows only its length.
+pub struct Pkcs8(Zeroizing<Vec<u8>>);
 
 impl Pkcs8 {
     /// The DER bytes. Handle with care: this is the private key.
@@ -46,16 +47,6 @@ impl Pkcs8 {
 impl fmt::Debug for Pkcs8 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Pkcs8({} bytes, redacted)", self.0.len())
-    }
-}
-
-impl Drop for Pkcs8 {
-    fn drop(&mut self) {
-        // Best effort: overwrite before freeing (no zeroize dependency for one buffer).
-        for byte in &mut self.0 {
-            // SAFETY-free volatile-ish wipe: `black_box` keeps the writes from being elided.
-            *byte = std::hint::black_box(0);
-        }
     }
 }
 
@@ -78,7 +69,8 @@ impl fmt::Debug for SigningKey {
         f.debug_struct("SigningKey")
             .field("alg", &self.alg)
             .field("kid", &self.kid())
-            .finish_non_exhaustive()
+            .field("pkcs8", &self.pkcs8)
+            .finish()
     }
 }
 
@@ -108,15 +100,15 @@ impl SigningKey {
         let der = match alg.key_family() {
             KeyFamily::Rsa => RsaKeyPair::generate(KeySize::Rsa2048)
                 .and_then(|pair| pair.as_der())
-                .map(|der| der.as_ref().to_vec())
+                .map(|der| Zeroizing::new(der.as_ref().to_vec()))
                 .map_err(fail)?,
             KeyFamily::Ec(curve) => EcdsaKeyPair::generate(ecdsa_signing(curve))
                 .and_then(|pair| pair.to_pkcs8v1())
-                .map(|doc| doc.as_ref().to_vec())
+                .map(|doc| Zeroizing::new(doc.as_ref().to_vec()))
                 .map_err(fail)?,
             KeyFamily::Ed25519 => Ed25519KeyPair::generate()
                 .and_then(|pair| pair.to_pkcs8v1())
-                .map(|doc| doc.as_ref().to_vec())
+                .map(|doc| Zeroizing::new(doc.as_ref().to_vec()))
                 .map_err(fail)?,
         };
         SigningKey::from_pkcs8(alg, &der)
@@ -149,7 +141,7 @@ impl SigningKey {
             alg,
             pair,
             public,
-            pkcs8: Pkcs8(der.to_vec()),
+            pkcs8: Pkcs8(Zeroizing::new(der.to_vec())),
         })
     }
 

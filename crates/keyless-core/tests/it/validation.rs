@@ -307,3 +307,29 @@ fn drafts_parse_the_wire_shape() {
     let unknown = with(body, json!({ "subjet_prefix": "typo" }));
     assert!(serde_json::from_value::<RuleDraft>(unknown).is_err());
 }
+
+/// The CEL examples of docs/rules.md compile and accept the provider token they describe.
+#[test]
+fn documented_condition_examples_hold() {
+    use keyless_core::condition::Condition;
+    let doc = include_str!("../../../../docs/rules.md");
+    let examples: Vec<&str> = doc
+        .split("```cel")
+        .skip(1)
+        .flat_map(|block| block.split("```").next().unwrap_or_default().lines())
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with("//"))
+        .collect();
+    assert_eq!(examples.len(), 5, "{examples:#?}");
+    let tokens = [
+        json!({"sub": "repo:acme-corp/api:ref:refs/heads/main", "ref": "refs/heads/main"}),
+        json!({"kubernetes.io": {"namespace": "payments", "pod": {"name": "p"}}}),
+        json!({"google": {"compute_engine": {"project_number": 123456789012_i64, "project_id": "acme"}}}),
+        json!({"https://sts.amazonaws.com/": {"aws_account": "111122223333"}}),
+        json!({"scp": ["payments:read", "payments:write"]}),
+    ];
+    for (source, token) in examples.iter().zip(tokens) {
+        let condition = Condition::compile(source).unwrap_or_else(|e| panic!("{source}: {e}"));
+        assert_eq!(condition.evaluate(token.as_object().unwrap()), Ok(true), "{source}");
+    }
+}

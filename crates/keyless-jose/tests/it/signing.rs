@@ -283,3 +283,26 @@ fn generated_keys_are_fresh() {
     check(&token, &jwks(&[b.public_jwk()]), Expect::Refused("kid_not_found"));
     check(&forged, &jwks(&[b.public_jwk()]), Expect::Refused("bad_signature"));
 }
+
+#[test]
+fn debug_output_never_shows_private_key_material() {
+    for key in keys() {
+        let der = key.pkcs8().der();
+        let shown = format!("{key:?} {:?} {key:#?}", key.pkcs8());
+        assert!(shown.contains(key.kid()), "{shown}");
+        assert!(shown.contains("redacted"), "{shown}");
+        // Neither the DER, in any common encoding, nor any 16-byte window of it appears.
+        let hex: String = der.iter().map(|b| format!("{b:02x}")).collect();
+        for window in der.windows(16).step_by(8) {
+            assert!(!shown.contains(&b64(window)), "base64url of private bytes in {shown}");
+        }
+        assert!(
+            !shown.contains(&hex[hex.len() - 32..]),
+            "hex of private bytes in {shown}"
+        );
+        assert!(
+            !shown.contains(&format!("{:?}", &der[der.len() - 8..])),
+            "byte list in {shown}"
+        );
+    }
+}
