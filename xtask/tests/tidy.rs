@@ -102,3 +102,28 @@ fn no_grab_bag_modules() {
         .collect();
     assert!(offenders.is_empty(), "modules are domain nouns, not grab bags: {offenders:#?}");
 }
+
+#[test]
+fn only_the_store_knows_sql_and_only_the_server_knows_axum() {
+    let offenders: Vec<String> = sources()
+        .into_iter()
+        .flat_map(|(krate, path, text)| {
+            let mut found = Vec::new();
+            if krate != "keyless-store" && text.contains("sqlx") {
+                found.push(format!("{}: sqlx", rel(&path)));
+            }
+            if krate != "keyless-server" && (text.contains("axum") || text.contains("tower_http")) {
+                found.push(format!("{}: axum", rel(&path)));
+            }
+            found
+        })
+        .collect();
+    assert!(offenders.is_empty(), "{offenders:#?}");
+    for krate in std::fs::read_dir(root().join("crates")).unwrap() {
+        let krate = krate.unwrap().path();
+        let manifest = std::fs::read_to_string(krate.join("Cargo.toml")).unwrap();
+        let name = krate.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name == "keyless-store" || !manifest.contains("sqlx"), "{name} depends on sqlx");
+        assert!(name == "keyless-server" || !manifest.contains("axum"), "{name} depends on axum");
+    }
+}

@@ -1,0 +1,461 @@
+//! Server configuration: where settings come from, and the validated [`Config`] the server runs on.
+//!
+//! Layers, later ones winning: built-in defaults → the TOML file (`--config FILE`, else
+//! `<data-dir>/keyless.toml` when it exists) → `KEYLESS_*` environment variables (`__` nests:
+//! `KEYLESS_ISSUERS__ALLOW_INSECURE_URLS=true` sets `issuers.allow_insecure_urls`) → command-line
+//! flags. Secrets have `*_file` twins (`KEYLESS_KEYS__ENCRYPTION_KEY_FILE`, `KEYLESS_DATABASE_URL_FILE`).
+//!
+//! Parsing is two-stage: [`RawConfig`] mirrors the file (unknown keys refused, so a typo is an error,
+//! not a silently ignored setting), then [`Config::from_raw`] validates it into [`Config`]. Only the
+//! environment variables of the keys below are read: other `KEYLESS_*` variables belong to the client
+//! and the CLI (`KEYLESS_BASE_URL`, `KEYLESS_PROFILE`, …) and must not break `keyless serve`.
+//!
+//! Secrets (`database_url` with a password, `keys.encryption_key`) are [`SecretString`]s: `Debug`
+//! prints nothing of them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+/// The default listen address: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The SQLite database file inside the data directory.
+pub const SQLITE_FILE: &str = "keyless.db";
+/// The generated key-encryption key inside the data directory (embedded default only).
+pub const GENERATED_KEK_FILE: &str = "key-encryption-key";
+/// The configuration file looked for in the data directory when `--config` is not given.
+pub const CONFIG_FILE: &str = "keyless.toml";
+
+/// The top-level keys, which are also the only `KEYLESS_*` variables the server reads.
+const TOP_LEVEL_KEYS: [&str; 8] = [
+    "listen",
+    "data_dir",
+    "database_url",
+    "database_url_file",
+    "public_url",
+    "log",
+    "issuers",
+    "keys",
+];
+
+/// The configuration as written in `keyless.toml` (and mirrored by the environment).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    /// `listen`: the socket address to bind (default `127.0.0.1:8080`).
+    pub listen: Option<String>,
+    /// `data_dir`: where the embedded database, the generated key-encryption key and
+    /// `bootstrap.json` live (default: the per-user data directory).
+    pub data_dir: Option<PathBuf>,
+    /// `database_url`: `postgres://…` for PostgreSQL; absent means SQLite in the data directory.
+    pub database_url: Option<SecretString>,
+    /// `database_url_file`: a file holding `database_url`.
+    pub database_url_file: Option<PathBuf>,
+    /// `public_url`: the URL workloads and clients reach this server at; also the default audience.
+    pub public_url: Option<String>,
+    /// `[log]`.
+    pub log: RawLog,
+    /// `[issuers]`.
+    pub issuers: RawIssuers,
+    /// `[keys]`.
+    pub keys: RawKeys,
+}
+
+/// `[log]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLog {
+    /// `format`: `text` (default) or `json`.
+    pub format: Option<LogFormat>,
+    /// `level`: a tracing filter such as `info` (default) or `keyless_server=debug,info`.
+    pub level: Option<String>,
+}
+
+/// `[issuers]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawIssuers {
+    /// `allow_insecure_urls`: fetch issuer documents over http and from loopback/private addresses.
+    /// For tests and local development only; logged loudly when on.
+    pub allow_insecure_urls: bool,
+}
+
+/// `[keys]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawKeys {
+    /// `encryption_key`: the key-encryption key, 32 bytes in base64.
+    pub encryption_key: Option<SecretString>,
+    /// `encryption_key_file`: a file holding `encryption_key`.
+    pub encryption_key_file: Option<PathBuf>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Settings given on the command line; they override every other layer.
+#[derive(Debug, Default)]
+pub struct Overrides {
+    /// `--config FILE`.
+    pub config_file: Option<PathBuf>,
+    /// `--listen ADDR`.
+    pub listen: Option<String>,
+    /// `--data-dir DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `--database-url URL`.
+    pub database_url: Option<SecretString>,
+}
+
+/// Where the organization's data lives.
+#[derive(Debug)]
+pub enum Database {
+    /// The embedded default: a SQLite file.
+    Sqlite(PathBuf),
+    /// PostgreSQL at this URL (it may carry a password, hence secret).
+    Postgres(SecretString),
+}
+
+/// Where the key-encryption key comes from.
+#[derive(Debug)]
+pub enum KekSource {
+    /// Given inline (`keys.encryption_key`).
+    Inline(SecretString),
+    /// Read from a file (`keys.encryption_key_file`).
+    File(PathBuf),
+    /// Generated on first start into the data directory (SQLite only).
+    Generated(PathBuf),
+}
+
+/// The validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// The socket address to bind.
+    pub listen: SocketAddr,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The database.
+    pub database: Database,
+    /// The public URL, without a trailing slash: the issuer of keyless's tokens and the default
+    /// audience workload tokens must carry.
+    pub public_url: String,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter.
+    pub log_level: String,
+    /// Whether issuer URLs may be http or non-public (tests and development only).
+    pub allow_insecure_urls: bool,
+    /// Where the key-encryption key comes from.
+    pub kek: KekSource,
+}
+
+/// Why the configuration cannot be used. Messages name the setting, e.g. `listen: …`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A layer could not be read or has an unknown or ill-typed key.
+    #[error("{0}")]
+    Layer(String),
+    /// A setting has an unusable value.
+    #[error("{key}: {reason}")]
+    Invalid {
+        /// The setting.
+        key: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
+}
+
+impl Config {
+    /// Loads every layer. The data directory is settled first (flag, then environment, then the
+    /// per-user default) because it is where `keyless.toml` is looked for.
+    pub fn load(overrides: Overrides) -> Result<Config, ConfigError> {
+        let env = Env::prefixed("KEYLESS_").split("__").filter(|key| {
+            // Keys arrive with their original case, `__` already turned into `.`.
+            let top = key.as_str().split('.').next().unwrap_or_default();
+            TOP_LEVEL_KEYS.iter().any(|known| known.eq_ignore_ascii_case(top))
+        });
+        let early: RawConfig = Figment::new().merge(env.clone()).extract().map_err(layer_error)?;
+        let data_dir = match overrides.data_dir.clone().or(early.data_dir) {
+            Some(dir) => dir,
+            None => default_data_dir()?,
+        };
+        let file = match &overrides.config_file {
+            Some(path) if !path.is_file() => {
+                return Err(invalid(
+                    "--config",
+                    format!("{} is not a readable file", path.display()),
+                ));
+            }
+            Some(path) => Some(path.clone()),
+            None => Some(data_dir.join(CONFIG_FILE)).filter(|path| path.is_file()),
+        };
+        let mut figment = Figment::new();
+        if let Some(file) = &file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let mut raw: RawConfig = figment.merge(env).extract().map_err(layer_error)?;
+        raw.data_dir = Some(data_dir);
+        if let Some(listen) = overrides.listen {
+            raw.listen = Some(listen);
+        }
+        if let Some(url) = overrides.database_url {
+            raw.database_url = Some(url);
+            raw.database_url_file = None;
+        }
+        Config::from_raw(raw)
+    }
+
+    /// Validates a raw configuration (second stage). `data_dir` must be set by now.
+    pub fn from_raw(raw: RawConfig) -> Result<Config, ConfigError> {
+        let listen_text = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let listen: SocketAddr = listen_text
+            .parse()
+            .map_err(|_| invalid("listen", format!("{listen_text:?} is not an IP:port address")))?;
+        let data_dir = raw.data_dir.ok_or_else(|| invalid("data_dir", "is required"))?;
+
+        let database_url = match (raw.database_url, &raw.database_url_file) {
+            (Some(_), Some(_)) => return Err(invalid("database_url", "set either database_url or database_url_file")),
+            (Some(url), None) => Some(url),
+            (None, Some(path)) => Some(read_secret_file("database_url_file", path)?),
+            (None, None) => None,
+        };
+        let database = match database_url {
+            None => Database::Sqlite(data_dir.join(SQLITE_FILE)),
+            Some(url) => {
+                let text = url.expose_secret();
+                if let Some(path) = text.strip_prefix("sqlite://") {
+                    Database::Sqlite(PathBuf::from(path))
+                } else if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+                    Database::Postgres(url)
+                } else {
+                    return Err(invalid(
+                        "database_url",
+                        "must start with postgres://, postgresql:// or sqlite://",
+                    ));
+                }
+            }
+        };
+
+        let public_url = match raw.public_url {
+            Some(text) => checked_public_url(&text)?,
+            None if listen.ip().is_unspecified() => {
+                return Err(invalid(
+                    "public_url",
+                    format!("is required when listening on {listen}: set the URL clients use to reach this server"),
+                ));
+            }
+            None => format!("http://{listen}"),
+        };
+
+        let kek = match (raw.keys.encryption_key, raw.keys.encryption_key_file, &database) {
+            (Some(_), Some(_), _) => {
+                return Err(invalid(
+                    "keys.encryption_key",
+                    "set either encryption_key or encryption_key_file",
+                ));
+            }
+            (Some(key), None, _) => KekSource::Inline(key),
+            (None, Some(path), _) => KekSource::File(path),
+            (None, None, Database::Sqlite(_)) => KekSource::Generated(data_dir.join(GENERATED_KEK_FILE)),
+            (None, None, Database::Postgres(_)) => {
+                return Err(invalid(
+                    "keys.encryption_key",
+                    "is required with PostgreSQL (every node needs the same key): set KEYLESS_KEYS__ENCRYPTION_KEY_FILE",
+                ));
+            }
+        };
+
+        Ok(Config {
+            listen,
+            data_dir,
+            database,
+            public_url,
+            log_format: raw.log.format.unwrap_or_default(),
+            log_level: raw.log.level.unwrap_or_else(|| "info".to_owned()),
+            allow_insecure_urls: raw.issuers.allow_insecure_urls,
+            kek,
+        })
+    }
+}
+
+fn layer_error(err: figment::Error) -> ConfigError {
+    ConfigError::Layer(err.to_string())
+}
+
+fn default_data_dir() -> Result<PathBuf, ConfigError> {
+    directories::ProjectDirs::from("", "", "keyless")
+        .map(|dirs| dirs.data_dir().to_path_buf())
+        .ok_or_else(|| invalid("data_dir", "no per-user data directory is known here: pass --data-dir"))
+}
+
+/// Reads a secret from a file, trimming surrounding whitespace (files written with `echo` end in a newline).
+pub fn read_secret_file(key: &'static str, path: &Path) -> Result<SecretString, ConfigError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|err| invalid(key, format!("reading {}: {err}", path.display())))?;
+    Ok(SecretString::from(text.trim().to_owned()))
+}
+
+/// An absolute http(s) URL without query or fragment; the trailing slash is dropped.
+fn checked_public_url(text: &str) -> Result<String, ConfigError> {
+    let url = Url::parse(text).map_err(|err| invalid("public_url", format!("{text:?} is not a URL: {err}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("public_url", "must be an http or https URL"));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(invalid(
+            "public_url",
+            "must not carry credentials, a query or a fragment",
+        ));
+    }
+    Ok(text.trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::panic,
+        clippy::result_large_err,
+        reason = "figment's Jail API"
+    )]
+    use figment::Jail;
+
+    use super::*;
+
+    fn load_in(jail: &Jail, overrides: Overrides) -> Result<Config, String> {
+        let overrides = Overrides {
+            data_dir: overrides.data_dir.or_else(|| Some(jail.directory().to_path_buf())),
+            ..overrides
+        };
+        Config::load(overrides).map_err(|err| err.to_string())
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_loopback_setup() {
+        Jail::expect_with(|jail| {
+            let config = load_in(jail, Overrides::default()).unwrap();
+            assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+            assert_eq!(config.public_url, "http://127.0.0.1:8080");
+            assert!(matches!(&config.database, Database::Sqlite(path) if path.ends_with(SQLITE_FILE)));
+            assert!(matches!(&config.kek, KekSource::Generated(path) if path.ends_with(GENERATED_KEK_FILE)));
+            assert!(!config.allow_insecure_urls);
+            assert_eq!(config.log_format, LogFormat::Text);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn layers_file_then_env_then_flags() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                CONFIG_FILE,
+                "listen = \"127.0.0.1:9000\"\npublic_url = \"https://keyless.example/\"\n[log]\nformat = \"json\"\n",
+            )?;
+            let config = load_in(jail, Overrides::default()).unwrap();
+            assert_eq!(config.listen.to_string(), "127.0.0.1:9000");
+            assert_eq!(config.public_url, "https://keyless.example");
+            assert_eq!(config.log_format, LogFormat::Json);
+
+            jail.set_env("KEYLESS_LISTEN", "127.0.0.1:9100");
+            jail.set_env("KEYLESS_ISSUERS__ALLOW_INSECURE_URLS", "true");
+            let config = load_in(jail, Overrides::default()).unwrap();
+            assert_eq!(config.listen.to_string(), "127.0.0.1:9100");
+            assert!(config.allow_insecure_urls);
+
+            let flags = Overrides {
+                listen: Some("127.0.0.1:9200".into()),
+                ..Overrides::default()
+            };
+            assert_eq!(load_in(jail, flags).unwrap().listen.to_string(), "127.0.0.1:9200");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn client_variables_do_not_break_the_server() {
+        Jail::expect_with(|jail| {
+            jail.set_env("KEYLESS_BASE_URL", "https://keyless.example");
+            jail.set_env("KEYLESS_PROFILE", "ci");
+            jail.set_env("KEYLESS_TEST_POSTGRES_URL", "postgres://x@127.0.0.1/test");
+            assert!(load_in(jail, Overrides::default()).is_ok());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn each_refusal_names_its_setting() {
+        let check = |toml: &str, env: &[(&str, &str)], want: &str| {
+            Jail::expect_with(|jail| {
+                jail.create_file(CONFIG_FILE, toml)?;
+                for (key, value) in env {
+                    jail.set_env(key, value);
+                }
+                let err = load_in(jail, Overrides::default()).err().unwrap_or_default();
+                assert!(
+                    err.to_lowercase().contains(&want.to_lowercase()),
+                    "{toml:?} {env:?}: got {err:?}, want {want:?}"
+                );
+                Ok(())
+            });
+        };
+        check("listen = \"localhost\"", &[], "listen: ");
+        check("lisen = \"127.0.0.1:1\"", &[], "lisen");
+        check("[issuers]\nallow_insecure = true", &[], "allow_insecure");
+        check("listen = \"0.0.0.0:8080\"", &[], "public_url: is required");
+        check("public_url = \"ftp://x\"", &[], "public_url: ");
+        check("public_url = \"https://x/?a=1\"", &[], "public_url: ");
+        check("database_url = \"mysql://x\"", &[], "database_url: ");
+        check(
+            "database_url = \"postgres://db/keyless\"",
+            &[],
+            "keys.encryption_key: is required with PostgreSQL",
+        );
+        check(
+            "",
+            &[("KEYLESS_ISSUERS__ALLOW_INSECURE_URLS", "maybe")],
+            "allow_insecure_urls",
+        );
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_never_show_in_debug() {
+        Jail::expect_with(|jail| {
+            jail.create_file("db-url", "postgres://keyless:hunter2@db/keyless\n")?;
+            jail.set_env(
+                "KEYLESS_DATABASE_URL_FILE",
+                jail.directory().join("db-url").display().to_string(),
+            );
+            jail.set_env(
+                "KEYLESS_KEYS__ENCRYPTION_KEY",
+                "c2VjcmV0LWtleS1lbmNyeXB0aW9uLWtleS0zMi1ieXRlcw",
+            );
+            let config = load_in(jail, Overrides::default()).unwrap();
+            let Database::Postgres(url) = &config.database else {
+                panic!("{:?}", config.database)
+            };
+            assert_eq!(url.expose_secret(), "postgres://keyless:hunter2@db/keyless");
+            let shown = format!("{config:?}");
+            assert!(!shown.contains("hunter2") && !shown.contains("c2VjcmV0"), "{shown}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,612 @@
+//! The only module that knows sqlx: connections, transactions, migrations, binding, decoding and error
+//! classification for SQLite and PostgreSQL. Every backend difference lives here; the noun modules write
+//! their SQL once, with `$1…$n` placeholders, and never name a backend.
+//!
+//! Parts, in reading order:
+//! - [`Pools`]: how each backend is opened and migrated. SQLite gets one *write* connection (a pool of one,
+//!   so writers queue in the pool instead of spinning on `SQLITE_BUSY`) and a small pool of readers;
+//!   PostgreSQL gets one pool.
+//! - [`Pooled`] and [`Transaction`]: a borrowed connection and an open transaction, each lending a [`Conn`].
+//! - [`Query`] and [`Arg`]: SQL text plus arguments, built only from `'static` fragments and
+//!   placeholders, so no value is ever spliced into SQL.
+//! - [`Conn`]: runs a [`Query`] on either backend and decodes rows through [`Row`].
+//! - `classify`: sqlx errors become [`StoreError`] here and nowhere else.
+//!
+//! Backend differences, all of them: column types in the two migration sets; SQLite write transactions
+//! start with `BEGIN IMMEDIATE` (take the write lock up front, so a read-then-write transaction never
+//! fails on a lock upgrade) while PostgreSQL reads inside a transaction add `FOR UPDATE` (lock the row
+//! read before changing it); how each reports a unique violation (`classify`); SQLite connection
+//! settings and its single writer (below).
+//!
+//! SQLite settings: a file (`create_if_missing`), WAL journal, `synchronous=NORMAL`, `busy_timeout` 5 s,
+//! foreign keys on. Durability: in WAL mode with `NORMAL`, a committed transaction has been written to the
+//! WAL file before `COMMIT` returns, so it survives a crash of the process; it is fsynced at the next
+//! checkpoint, so an operating-system crash or power loss may lose the last transactions (never corrupts
+//! the database). `FULL` would fsync every commit (milliseconds each on most disks) for power-loss
+//! durability; group commits make that affordable if a deployment needs it.
+//!
+//! Must not: hand a sqlx type to the rest of the crate's public API, or interpolate a value into SQL.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::error::ErrorKind;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow, Postgres};
+use sqlx::sqlite::{
+    Sqlite, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::types::Json;
+use sqlx::{AssertSqlSafe, Row as _, SqlSafeStr};
+
+use crate::error::{BackendError, StoreError};
+
+/// How long a SQLite connection waits for a lock held by another connection or process.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// SQLite reader connections (each runs on its own thread).
+const SQLITE_READERS: u32 = 8;
+/// PostgreSQL connections per node.
+const POSTGRES_CONNECTIONS: u32 = 16;
+
+/// The SQLite migrations, in order: `(version, description, sql)`.
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "initial", include_str!("../migrations/sqlite/0001_initial.sql"))];
+/// The PostgreSQL migrations, in order: `(version, description, sql)`.
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "initial", include_str!("../migrations/postgres/0001_initial.sql"))];
+
+/// The connection pools of one backend.
+#[derive(Clone)]
+pub(crate) enum Pools {
+    /// SQLite: one writer, several readers, one file.
+    Sqlite {
+        /// A pool of exactly one connection: every write and every transaction.
+        write: SqlitePool,
+        /// Reads outside transactions.
+        read: SqlitePool,
+    },
+    /// PostgreSQL: one pool for everything.
+    Postgres(PgPool),
+}
+
+impl Pools {
+    /// Opens (creating if missing) the SQLite database file at `path` and applies the migrations.
+    pub(crate) async fn open_sqlite(path: &Path) -> Result<Self, StoreError> {
+        Self::sqlite(SqliteConnectOptions::new().filename(path)).await
+    }
+
+    /// Connects to `url` (`sqlite:…`, `postgres://…` or `postgresql://…`) and applies the migrations.
+    pub(crate) async fn connect(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            if url.contains(":memory:") || url.contains("mode=memory") {
+                return Err(unavailable("in-memory SQLite is not supported: use a file"));
+            }
+            Self::sqlite(SqliteConnectOptions::from_str(url).map_err(|e| classify(e, Conflicts::NONE))?).await
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url).map_err(|e| classify(e, Conflicts::NONE))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(POSTGRES_CONNECTIONS)
+                .connect_with(options)
+                .await
+                .map_err(|e| classify(e, Conflicts::NONE))?;
+            migrator(POSTGRES_MIGRATIONS)
+                .run(&pool)
+                .await
+                .map_err(|e| StoreError::Unavailable(BackendError::new(e)))?;
+            Ok(Self::Postgres(pool))
+        } else {
+            Err(unavailable(
+                "unsupported database url: expected sqlite:, postgres:// or postgresql://",
+            ))
+        }
+    }
+
+    async fn sqlite(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(SQLITE_BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(|e| classify(e, Conflicts::NONE))?;
+        migrator(SQLITE_MIGRATIONS)
+            .run(&write)
+            .await
+            .map_err(|e| StoreError::Unavailable(BackendError::new(e)))?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(SQLITE_READERS)
+            .connect_with(options)
+            .await
+            .map_err(|e| classify(e, Conflicts::NONE))?;
+        Ok(Self::Sqlite { write, read })
+    }
+
+    /// A connection for reads outside a transaction.
+    pub(crate) async fn read(&self) -> Result<Pooled, StoreError> {
+        match self {
+            Self::Sqlite { read, .. } => read.acquire().await.map(Pooled::Sqlite),
+            Self::Postgres(pool) => pool.acquire().await.map(Pooled::Postgres),
+        }
+        .map_err(|e| classify(e, Conflicts::NONE))
+    }
+
+    /// A connection for a single-statement write outside a transaction (autocommit).
+    pub(crate) async fn write(&self) -> Result<Pooled, StoreError> {
+        match self {
+            Self::Sqlite { write, .. } => write.acquire().await.map(Pooled::Sqlite),
+            Self::Postgres(pool) => pool.acquire().await.map(Pooled::Postgres),
+        }
+        .map_err(|e| classify(e, Conflicts::NONE))
+    }
+
+    /// Begins a write transaction.
+    pub(crate) async fn begin(&self) -> Result<Transaction, StoreError> {
+        match self {
+            Self::Sqlite { write, .. } => write.begin_with("BEGIN IMMEDIATE").await.map(Transaction::Sqlite),
+            Self::Postgres(pool) => pool.begin().await.map(Transaction::Postgres),
+        }
+        .map_err(|e| classify(e, Conflicts::NONE))
+    }
+
+    /// Closes every connection; later calls fail.
+    pub(crate) async fn close(&self) {
+        match self {
+            Self::Sqlite { write, read } => {
+                read.close().await;
+                write.close().await;
+            }
+            Self::Postgres(pool) => pool.close().await,
+        }
+    }
+
+    /// Whether this is SQLite (`true`) or PostgreSQL.
+    pub(crate) fn is_sqlite(&self) -> bool {
+        matches!(self, Self::Sqlite { .. })
+    }
+}
+
+fn migrator(migrations: &[(i64, &'static str, &'static str)]) -> Migrator {
+    Migrator::with_migrations(
+        migrations
+            .iter()
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    *version,
+                    Cow::Borrowed(*description),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// A connection borrowed from a pool, returned to it on drop.
+pub(crate) enum Pooled {
+    /// SQLite.
+    Sqlite(PoolConnection<Sqlite>),
+    /// PostgreSQL.
+    Postgres(PoolConnection<Postgres>),
+}
+
+impl Pooled {
+    /// The connection, to run queries on.
+    pub(crate) fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Self::Sqlite(conn) => Conn::Sqlite(conn),
+            Self::Postgres(conn) => Conn::Postgres(conn, false),
+        }
+    }
+}
+
+/// An open write transaction; dropped without [`Transaction::commit`], it rolls back.
+pub(crate) enum Transaction {
+    /// SQLite (`BEGIN IMMEDIATE`: holds the write lock).
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    /// PostgreSQL (read committed; reads lock their rows).
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+impl Transaction {
+    /// The transaction's connection; [`Query::locking`] reads through it lock what they read.
+    pub(crate) fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Self::Sqlite(tx) => Conn::Sqlite(tx),
+            Self::Postgres(tx) => Conn::Postgres(tx, true),
+        }
+    }
+
+    /// Commits: when this returns `Ok`, the changes are durable (see the module documentation).
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(tx) => tx.commit().await,
+            Self::Postgres(tx) => tx.commit().await,
+        }
+        .map_err(|e| classify(e, Conflicts::NONE))
+    }
+
+    /// Rolls back every change of the transaction.
+    pub(crate) async fn rollback(self) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(tx) => tx.rollback().await,
+            Self::Postgres(tx) => tx.rollback().await,
+        }
+        .map_err(|e| classify(e, Conflicts::NONE))
+    }
+}
+
+/// One query argument.
+#[derive(Debug, Clone)]
+pub(crate) enum Arg<'a> {
+    /// `TEXT`.
+    Text(Cow<'a, str>),
+    /// `TEXT` or `NULL`.
+    OptText(Option<Cow<'a, str>>),
+    /// `BIGINT` / `INTEGER`.
+    Int(i64),
+    /// `BIGINT` / `INTEGER` or `NULL`.
+    OptInt(Option<i64>),
+    /// `BOOLEAN` / `INTEGER` 0 or 1.
+    Bool(bool),
+    /// `BYTEA` / `BLOB`.
+    Bytes(Cow<'a, [u8]>),
+    /// `JSONB` / `TEXT`.
+    Json(Cow<'a, Value>),
+}
+
+impl<'a> From<&'a str> for Arg<'a> {
+    fn from(text: &'a str) -> Self {
+        Self::Text(Cow::Borrowed(text))
+    }
+}
+
+impl From<String> for Arg<'_> {
+    fn from(text: String) -> Self {
+        Self::Text(Cow::Owned(text))
+    }
+}
+
+impl<'a> From<Option<&'a str>> for Arg<'a> {
+    fn from(text: Option<&'a str>) -> Self {
+        Self::OptText(text.map(Cow::Borrowed))
+    }
+}
+
+impl From<i64> for Arg<'_> {
+    fn from(int: i64) -> Self {
+        Self::Int(int)
+    }
+}
+
+impl From<Option<i64>> for Arg<'_> {
+    fn from(int: Option<i64>) -> Self {
+        Self::OptInt(int)
+    }
+}
+
+impl From<bool> for Arg<'_> {
+    fn from(flag: bool) -> Self {
+        Self::Bool(flag)
+    }
+}
+
+impl<'a> From<&'a [u8]> for Arg<'a> {
+    fn from(bytes: &'a [u8]) -> Self {
+        Self::Bytes(Cow::Borrowed(bytes))
+    }
+}
+
+impl<'a> From<&'a Value> for Arg<'a> {
+    fn from(json: &'a Value) -> Self {
+        Self::Json(Cow::Borrowed(json))
+    }
+}
+
+impl From<Value> for Arg<'_> {
+    fn from(json: Value) -> Self {
+        Self::Json(Cow::Owned(json))
+    }
+}
+
+/// SQL text with `$1…$n` placeholders, its arguments, and how to report a unique violation.
+#[derive(Debug, Clone)]
+pub(crate) struct Query<'a> {
+    sql: Cow<'static, str>,
+    args: Vec<Arg<'a>>,
+    conflicts: Conflicts,
+    locking: bool,
+}
+
+/// What a unique violation of a query is about, beyond the `name` constraints (see `classify`).
+#[derive(Debug, Clone, Copy)]
+struct Conflicts {
+    unique: &'static str,
+    primary_key: &'static str,
+}
+
+impl Conflicts {
+    /// For statements that are not meant to violate anything.
+    const NONE: Conflicts = Conflicts {
+        unique: "id",
+        primary_key: "id",
+    };
+}
+
+impl<'a> Query<'a> {
+    /// A query with fixed SQL text.
+    pub(crate) fn new(sql: &'static str) -> Self {
+        Self {
+            sql: Cow::Borrowed(sql),
+            args: Vec::new(),
+            conflicts: Conflicts::NONE,
+            locking: false,
+        }
+    }
+
+    /// Marks a read of one object that, inside a write transaction, locks the row it reads.
+    pub(crate) fn locking(mut self) -> Self {
+        self.locking = true;
+        self
+    }
+
+    /// Adds the argument of the next placeholder already in the text.
+    pub(crate) fn arg(mut self, arg: impl Into<Arg<'a>>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Names what a violation of a unique index other than the primary key and the `name` constraints is
+    /// about (see `classify`).
+    pub(crate) fn on_conflict(mut self, what: &'static str) -> Self {
+        self.conflicts.unique = what;
+        self
+    }
+
+    /// Names what a primary-key violation of this query is about (for tables keyed by a natural key).
+    pub(crate) fn on_key_conflict(mut self, what: &'static str) -> Self {
+        self.conflicts.primary_key = what;
+        self
+    }
+
+    /// Appends fixed SQL text.
+    pub(crate) fn push_sql(&mut self, fragment: &'static str) {
+        self.sql.to_mut().push_str(fragment);
+    }
+
+    /// Appends a placeholder (`$n`) for `arg`.
+    pub(crate) fn push_arg(&mut self, arg: impl Into<Arg<'a>>) {
+        self.args.push(arg.into());
+        let placeholder = format!("${}", self.args.len());
+        self.sql.to_mut().push_str(&placeholder);
+    }
+}
+
+/// Binds a [`Query`]'s arguments on either backend (the code is the same, the types are not).
+macro_rules! bound {
+    ($query:expr, $sql:expr) => {{
+        let mut bound = sqlx::query(AssertSqlSafe($sql));
+        for arg in &$query.args {
+            bound = match arg {
+                Arg::Text(text) => bound.bind(text.as_ref()),
+                Arg::OptText(text) => bound.bind(text.as_deref()),
+                Arg::Int(int) => bound.bind(*int),
+                Arg::OptInt(int) => bound.bind(*int),
+                Arg::Bool(flag) => bound.bind(*flag),
+                Arg::Bytes(bytes) => bound.bind(bytes.as_ref()),
+                Arg::Json(json) => bound.bind(Json(json.as_ref())),
+            };
+        }
+        bound
+    }};
+}
+
+/// Decodes one row into a value of the crate's own types.
+pub(crate) type Decode<T> = fn(&dyn Row) -> Result<T, StoreError>;
+
+/// A connection of either backend.
+pub(crate) enum Conn<'c> {
+    /// SQLite (inside a transaction or not: a SQLite transaction already holds the write lock).
+    Sqlite(&'c mut SqliteConnection),
+    /// PostgreSQL; the flag says whether it is inside a write transaction, where [`Query::locking`] reads
+    /// lock their row.
+    Postgres(&'c mut PgConnection, bool),
+}
+
+impl Conn<'_> {
+    /// The SQL to run for a read: inside a PostgreSQL transaction, a [`Query::locking`] read locks its
+    /// row (`FOR UPDATE`); a SQLite transaction already holds the database's write lock.
+    fn read_sql(&self, query: &Query<'_>) -> Cow<'static, str> {
+        match self {
+            Self::Postgres(_, true) if query.locking => Cow::Owned(format!("{} FOR UPDATE", query.sql)),
+            _ => query.sql.clone(),
+        }
+    }
+
+    /// Runs a read and decodes at most one row.
+    pub(crate) async fn fetch_optional<T>(
+        &mut self,
+        query: &Query<'_>,
+        decode: Decode<T>,
+    ) -> Result<Option<T>, StoreError> {
+        let sql = self.read_sql(query);
+        let res = match self {
+            Self::Sqlite(conn) => bound!(query, sql)
+                .fetch_optional(&mut **conn)
+                .await
+                .map(|row| row.map(|row| decode(&row))),
+            Self::Postgres(conn, _) => bound!(query, sql)
+                .fetch_optional(&mut **conn)
+                .await
+                .map(|row| row.map(|row| decode(&row))),
+        };
+        res.map_err(|e| classify(e, query.conflicts))?.transpose()
+    }
+
+    /// Runs a read and decodes every row.
+    pub(crate) async fn fetch_all<T>(&mut self, query: &Query<'_>, decode: Decode<T>) -> Result<Vec<T>, StoreError> {
+        let sql = self.read_sql(query);
+        let res = match self {
+            Self::Sqlite(conn) => bound!(query, sql)
+                .fetch_all(&mut **conn)
+                .await
+                .map(|rows| rows.iter().map(|row| decode(row)).collect()),
+            Self::Postgres(conn, _) => bound!(query, sql)
+                .fetch_all(&mut **conn)
+                .await
+                .map(|rows| rows.iter().map(|row| decode(row)).collect()),
+        };
+        res.map_err(|e| classify(e, query.conflicts))?
+    }
+
+    /// Runs a write that returns rows (`… RETURNING`) and decodes every row; it never locks.
+    pub(crate) async fn fetch_returning<T>(
+        &mut self,
+        query: &Query<'_>,
+        decode: Decode<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let sql = query.sql.clone();
+        let res = match self {
+            Self::Sqlite(conn) => bound!(query, sql)
+                .fetch_all(&mut **conn)
+                .await
+                .map(|rows| rows.iter().map(|row| decode(row)).collect()),
+            Self::Postgres(conn, _) => bound!(query, sql)
+                .fetch_all(&mut **conn)
+                .await
+                .map(|rows| rows.iter().map(|row| decode(row)).collect()),
+        };
+        res.map_err(|e| classify(e, query.conflicts))?
+    }
+
+    /// Runs a write and returns how many rows it changed.
+    pub(crate) async fn execute(&mut self, query: &Query<'_>) -> Result<u64, StoreError> {
+        let sql = query.sql.clone();
+        match self {
+            Self::Sqlite(conn) => bound!(query, sql)
+                .execute(&mut **conn)
+                .await
+                .map(|done| done.rows_affected()),
+            Self::Postgres(conn, _) => bound!(query, sql)
+                .execute(&mut **conn)
+                .await
+                .map(|done| done.rows_affected()),
+        }
+        .map_err(|e| classify(e, query.conflicts))
+    }
+}
+
+/// Typed access to the columns of one result row, the same on both backends.
+pub(crate) trait Row {
+    /// A `TEXT NOT NULL` column.
+    fn text(&self, column: &'static str) -> Result<String, StoreError>;
+    /// A nullable `TEXT` column.
+    fn opt_text(&self, column: &'static str) -> Result<Option<String>, StoreError>;
+    /// A `BIGINT NOT NULL` column.
+    fn int(&self, column: &'static str) -> Result<i64, StoreError>;
+    /// A nullable `BIGINT` column.
+    fn opt_int(&self, column: &'static str) -> Result<Option<i64>, StoreError>;
+    /// A `BOOLEAN NOT NULL` column.
+    fn bool(&self, column: &'static str) -> Result<bool, StoreError>;
+    /// A `BYTEA NOT NULL` column.
+    fn bytes(&self, column: &'static str) -> Result<Vec<u8>, StoreError>;
+    /// A `JSONB NOT NULL` column.
+    fn json(&self, column: &'static str) -> Result<Value, StoreError>;
+}
+
+impl dyn Row + '_ {
+    /// A `TEXT NOT NULL` column parsed with `parse` (e.g. an ID); a failure is a corrupt row.
+    pub(crate) fn parsed<T, E: std::fmt::Display>(
+        &self,
+        column: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<T, StoreError> {
+        parse(&self.text(column)?).map_err(|e| StoreError::corrupt(column, e))
+    }
+
+    /// A nullable `TEXT` column parsed with `parse`; a failure is a corrupt row.
+    pub(crate) fn opt_parsed<T, E: std::fmt::Display>(
+        &self,
+        column: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<Option<T>, StoreError> {
+        self.opt_text(column)?
+            .map(|text| parse(&text).map_err(|e| StoreError::corrupt(column, e)))
+            .transpose()
+    }
+}
+
+macro_rules! impl_row {
+    ($row:ty) => {
+        impl Row for $row {
+            fn text(&self, column: &'static str) -> Result<String, StoreError> {
+                self.try_get(column).map_err(|e| classify(e, Conflicts::NONE))
+            }
+            fn opt_text(&self, column: &'static str) -> Result<Option<String>, StoreError> {
+                self.try_get(column).map_err(|e| classify(e, Conflicts::NONE))
+            }
+            fn int(&self, column: &'static str) -> Result<i64, StoreError> {
+                self.try_get(column).map_err(|e| classify(e, Conflicts::NONE))
+            }
+            fn opt_int(&self, column: &'static str) -> Result<Option<i64>, StoreError> {
+                self.try_get(column).map_err(|e| classify(e, Conflicts::NONE))
+            }
+            fn bool(&self, column: &'static str) -> Result<bool, StoreError> {
+                self.try_get(column).map_err(|e| classify(e, Conflicts::NONE))
+            }
+            fn bytes(&self, column: &'static str) -> Result<Vec<u8>, StoreError> {
+                self.try_get(column).map_err(|e| classify(e, Conflicts::NONE))
+            }
+            fn json(&self, column: &'static str) -> Result<Value, StoreError> {
+                self.try_get::<Json<Value>, _>(column)
+                    .map(|json| json.0)
+                    .map_err(|e| classify(e, Conflicts::NONE))
+            }
+        }
+    };
+}
+
+impl_row!(SqliteRow);
+impl_row!(PgRow);
+
+/// The one place a sqlx error becomes a [`StoreError`]:
+/// - a unique violation is a conflict: on the primary key (PostgreSQL names the constraint `<table>_pkey`,
+///   SQLite reports `SQLITE_CONSTRAINT_PRIMARYKEY`, 1555) it is about `conflicts.primary_key`; on a
+///   constraint over a `name` column (the migrations' convention: PostgreSQL reports the constraint's name,
+///   `<table>_name_unique`, SQLite the columns, `<table>.name`) it is about `name`; on any other unique
+///   index, about `conflicts.unique`;
+/// - a foreign-key violation means a referenced object does not exist (in that organization);
+/// - anything else is unavailability.
+fn classify(error: sqlx::Error, conflicts: Conflicts) -> StoreError {
+    if let sqlx::Error::Database(database_error) = &error {
+        match database_error.kind() {
+            ErrorKind::UniqueViolation => {
+                let violated = database_error.constraint().unwrap_or_else(|| database_error.message());
+                let what = if violated.ends_with("_pkey") || database_error.code().as_deref() == Some("1555") {
+                    conflicts.primary_key
+                } else if violated.contains("name") {
+                    "name"
+                } else {
+                    conflicts.unique
+                };
+                return StoreError::Conflict { what };
+            }
+            ErrorKind::ForeignKeyViolation => return StoreError::NotFound,
+            _ => {}
+        }
+    }
+    StoreError::Unavailable(BackendError::new(error))
+}
+
+fn unavailable(message: &'static str) -> StoreError {
+    StoreError::Unavailable(BackendError::new(message))
+}

@@ -1,0 +1,187 @@
+//! Workspaces: where tokens and API keys are bound. Every organization has exactly one default workspace
+//! (a partial unique index enforces it).
+//!
+//! Parts: [`WorkspaceRecord`]; [`Tx::workspace_create`], [`Tx::workspace_get`] (locks),
+//! [`Tx::workspace_update`], [`Tx::workspace_archive`]; [`Store::workspace_get`],
+//! [`Store::workspace_get_default`], [`Store::workspace_list`].
+//!
+//! Policy (that the default workspace cannot be archived, that archived ones cannot be updated) is the
+//! caller's; this module stores.
+
+use keyless_core::id::{OrganizationId, WorkspaceId};
+use keyless_core::name::Name;
+
+use crate::audit::{self, Audit};
+use crate::backend::{Conn, Query, Row};
+use crate::error::StoreError;
+use crate::page::{ListQuery, Page};
+use crate::store::{Store, Tx};
+
+/// A stored workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspaceRecord {
+    /// Its ID.
+    pub id: WorkspaceId,
+    /// The organization it belongs to.
+    pub organization_id: OrganizationId,
+    /// Its name, unique in the organization (archived workspaces included).
+    pub name: Name,
+    /// Whether it is the organization's default workspace.
+    pub is_default: bool,
+    /// Who created, updated and archived it, and when.
+    pub audit: Audit,
+}
+
+macro_rules! columns {
+    () => {
+        "id, organization_id, name, is_default, created_at, created_by_actor_id, updated_at, \
+         updated_by_actor_id, archived_at, archived_by_actor_id"
+    };
+}
+
+fn decode(row: &dyn Row) -> Result<WorkspaceRecord, StoreError> {
+    Ok(WorkspaceRecord {
+        id: row.parsed("id", WorkspaceId::parse)?,
+        organization_id: row.parsed("organization_id", OrganizationId::parse)?,
+        name: row.parsed("name", Name::parse)?,
+        is_default: row.bool("is_default")?,
+        audit: Audit::decode(row)?,
+    })
+}
+
+async fn get(
+    conn: &mut Conn<'_>,
+    organization_id: &OrganizationId,
+    id: &WorkspaceId,
+) -> Result<WorkspaceRecord, StoreError> {
+    let query = Query::new(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM workspaces WHERE organization_id = $1 AND id = $2"
+    ))
+    .arg(organization_id.as_str())
+    .arg(id.as_str())
+    .locking();
+    conn.fetch_optional(&query, decode).await?.ok_or(StoreError::NotFound)
+}
+
+impl Tx {
+    /// Creates a workspace as given; a taken name is a [`StoreError::Conflict`] on `name`, a second
+    /// default workspace one on `default workspace`.
+    pub async fn workspace_create(&mut self, workspace: &WorkspaceRecord) -> Result<(), StoreError> {
+        let query = Query::new(concat!(
+            "INSERT INTO workspaces (",
+            columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ))
+        .arg(workspace.id.as_str())
+        .arg(workspace.organization_id.as_str())
+        .arg(workspace.name.as_str())
+        .arg(workspace.is_default)
+        .arg(workspace.audit.created_at)
+        .arg(workspace.audit.created_by_actor_id.as_str())
+        .arg(workspace.audit.updated_at)
+        .arg(workspace.audit.updated_by_actor_id.as_str())
+        .arg(workspace.audit.archived_at)
+        .arg(workspace.audit.archived_by_actor_id.as_deref())
+        .on_conflict("default workspace");
+        self.conn().execute(&query).await.map(drop)
+    }
+
+    /// The workspace `id`, locked until the transaction ends.
+    pub async fn workspace_get(
+        &mut self,
+        organization_id: &OrganizationId,
+        id: &WorkspaceId,
+    ) -> Result<WorkspaceRecord, StoreError> {
+        get(&mut self.conn(), organization_id, id).await
+    }
+
+    /// Writes a workspace's `name` and `updated_*` columns; a taken name is a [`StoreError::Conflict`].
+    pub async fn workspace_update(&mut self, workspace: &WorkspaceRecord) -> Result<(), StoreError> {
+        let query = Query::new(
+            "UPDATE workspaces SET name = $3, updated_at = $4, updated_by_actor_id = $5 \
+             WHERE organization_id = $1 AND id = $2",
+        )
+        .arg(workspace.organization_id.as_str())
+        .arg(workspace.id.as_str())
+        .arg(workspace.name.as_str())
+        .arg(workspace.audit.updated_at)
+        .arg(workspace.audit.updated_by_actor_id.as_str());
+        match self.conn().execute(&query).await? {
+            0 => Err(StoreError::NotFound),
+            _ => Ok(()),
+        }
+    }
+
+    /// Archives a workspace; returns `false` when it already was (the first archive is kept).
+    pub async fn workspace_archive(
+        &mut self,
+        organization_id: &OrganizationId,
+        id: &WorkspaceId,
+        at: i64,
+        actor_id: &str,
+    ) -> Result<bool, StoreError> {
+        audit::archive(
+            &mut self.conn(),
+            "UPDATE workspaces SET archived_at = $3, archived_by_actor_id = $4 \
+             WHERE organization_id = $1 AND id = $2 AND archived_at IS NULL",
+            "SELECT 1 AS one FROM workspaces WHERE organization_id = $1 AND id = $2",
+            (organization_id.as_str(), id.as_str()),
+            at,
+            actor_id,
+        )
+        .await
+    }
+}
+
+impl Store {
+    /// The workspace `id`.
+    pub async fn workspace_get(
+        &self,
+        organization_id: &OrganizationId,
+        id: &WorkspaceId,
+    ) -> Result<WorkspaceRecord, StoreError> {
+        get(&mut self.read().await?.conn(), organization_id, id).await
+    }
+
+    /// The organization's default workspace.
+    pub async fn workspace_get_default(&self, organization_id: &OrganizationId) -> Result<WorkspaceRecord, StoreError> {
+        let query = Query::new(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM workspaces WHERE organization_id = $1 AND is_default"
+        ))
+        .arg(organization_id.as_str());
+        self.read()
+            .await?
+            .conn()
+            .fetch_optional(&query, decode)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// A page of the organization's workspaces, newest first.
+    pub async fn workspace_list(
+        &self,
+        organization_id: &OrganizationId,
+        list: &ListQuery,
+    ) -> Result<Page<WorkspaceRecord>, StoreError> {
+        let (created_at, id) = list.keyset();
+        let query = Query::new(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM workspaces WHERE organization_id = $1 AND ($2 OR archived_at IS NULL) \
+             AND (created_at, id) < ($3, $4) ORDER BY created_at DESC, id DESC LIMIT $5"
+        ))
+        .arg(organization_id.as_str())
+        .arg(list.include_archived)
+        .arg(created_at)
+        .arg(id)
+        .arg(list.limit.fetch());
+        let rows = self.read().await?.conn().fetch_all(&query, decode).await?;
+        Ok(Page::from_rows(rows, list.limit, |workspace| {
+            (workspace.audit.created_at, workspace.id.as_str())
+        }))
+    }
+}

@@ -1,0 +1,182 @@
+//! The activity feed: append one and many (IDs in order), get, filters, and cursors both ways.
+
+use keyless_store::activity::{Activity, ActivityCursor, ActivityQuery};
+use keyless_store::{Limit, Store, StoreError};
+use serde_json::json;
+
+use crate::harness::{self, Db, NOW};
+
+async fn append_one_and_many(db: Db) {
+    let store = &db.store;
+    let org = harness::seed_org(store, 1).await;
+    let org2 = harness::seed_org(store, 2).await;
+    let mut single = harness::activity(&org.id, "platform_service_account_created", Some("svac_x"), NOW);
+    single.request_id = Some("req_1".to_owned());
+    single.payload = json!({"current_value": {"name": "x", "nested": [1, 2.5, null, "é"]}});
+    let mut tx = store.begin().await.unwrap();
+    let id = tx.activity_append(&single).await.unwrap();
+    tx.commit().await.unwrap();
+    let stored = store.activity_get(&org.id, id).await.unwrap();
+    assert_eq!(stored.id, id);
+    assert_eq!(stored.activity, single);
+    assert!(matches!(
+        store.activity_get(&org2.id, id).await,
+        Err(StoreError::NotFound)
+    ));
+
+    // Many events in one transaction, across several INSERT statements: IDs ascend in input order.
+    let many: Vec<Activity> = (0..1203)
+        .map(|idx| {
+            let mut activity = harness::activity(&org.id, "platform_federated_authentication", None, NOW + idx);
+            activity.payload = json!({"idx": idx});
+            activity
+        })
+        .collect();
+    let mut tx = store.begin().await.unwrap();
+    let ids = tx.activity_append_many(&many).await.unwrap();
+    assert!(tx.activity_append_many(&[]).await.unwrap().is_empty());
+    tx.commit().await.unwrap();
+    assert_eq!(ids.len(), many.len());
+    assert!(ids.windows(2).all(|pair| pair[0] < pair[1]));
+    assert!(ids[0] > id);
+    for idx in [0, 499, 500, 1202] {
+        let stored = store.activity_get(&org.id, ids[idx]).await.unwrap();
+        assert_eq!(stored.activity, many[idx], "{idx}");
+    }
+}
+
+/// Seeds a feed: organization 1 gets events e0…e9 (types alternate, actors and resources vary, one
+/// second apart); organization 2 gets one event that must never show up. Returns the IDs of e0…e9.
+async fn seed_feed(store: &Store) -> (keyless_core::id::OrganizationId, Vec<i64>) {
+    let org = harness::seed_org(store, 1).await;
+    let org2 = harness::seed_org(store, 2).await;
+    let mut tx = store.begin().await.unwrap();
+    let mut ids = Vec::new();
+    for idx in 0..10_i64 {
+        let activity = Activity {
+            organization_id: org.id.clone(),
+            activity_type: if idx % 2 == 0 { "created" } else { "updated" }.to_owned(),
+            actor_id: Some(if idx < 5 { "svac_a" } else { "svac_b" }.to_owned()),
+            resource_id: (idx % 3 == 0).then(|| "fdrl_r".to_owned()),
+            request_id: Some(format!("req_{idx}")),
+            created_at: NOW + 100 + idx,
+            payload: json!({"e": idx}),
+        };
+        ids.push(tx.activity_append(&activity).await.unwrap());
+    }
+    tx.activity_append(&harness::activity(&org2.id, "created", Some("fdrl_r"), NOW + 105))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    (org.id, ids)
+}
+
+/// The `e` numbers of a listing, and `has_more`.
+async fn listed(store: &Store, org: &keyless_core::id::OrganizationId, query: &ActivityQuery) -> (Vec<i64>, bool) {
+    let page = store.activity_list(org, query).await.unwrap();
+    let events = page
+        .items
+        .iter()
+        .map(|record| record.activity.payload["e"].as_i64().unwrap_or(-1))
+        .collect();
+    (events, page.has_more)
+}
+
+async fn feed_filters(db: Db) {
+    let store = &db.store;
+    let (org, _) = seed_feed(store).await;
+    let query = |edit: fn(&mut ActivityQuery)| {
+        let mut query = ActivityQuery::default();
+        edit(&mut query);
+        query
+    };
+    // (filter, expected events newest first; -1 is the organization's own creation event)
+    let cases: Vec<(ActivityQuery, Vec<i64>)> = vec![
+        (query(|_| {}), vec![9, 8, 7, 6, 5, 4, 3, 2, 1, 0, -1]),
+        (
+            query(|q| q.activity_types = vec!["updated".into()]),
+            vec![9, 7, 5, 3, 1],
+        ),
+        (
+            query(|q| q.activity_types = vec!["updated".into(), "created".into()]),
+            vec![9, 8, 7, 6, 5, 4, 3, 2, 1, 0],
+        ),
+        (query(|q| q.activity_types = vec!["nothing".into()]), vec![]),
+        (query(|q| q.actor_id = Some("svac_b".into())), vec![9, 8, 7, 6, 5]),
+        (query(|q| q.resource_id = Some("fdrl_r".into())), vec![9, 6, 3, 0]),
+        (query(|q| q.request_id = Some("req_4".into())), vec![4]),
+        (query(|q| q.created_at_from = Some(NOW + 107)), vec![9, 8, 7]),
+        (query(|q| q.created_at_until = Some(NOW + 102)), vec![1, 0, -1]),
+        (
+            query(|q| {
+                q.created_at_from = Some(NOW + 102);
+                q.created_at_until = Some(NOW + 108);
+                q.activity_types = vec!["created".into()];
+                q.actor_id = Some("svac_a".into());
+            }),
+            vec![4, 2],
+        ),
+    ];
+    for (query, expected) in cases {
+        assert_eq!(listed(store, &org, &query).await, (expected, false), "{query:?}");
+    }
+}
+
+async fn feed_cursors(db: Db) {
+    let store = &db.store;
+    let (org, ids) = seed_feed(store).await;
+    let page = |cursor: ActivityCursor, limit: u32| ActivityQuery {
+        activity_types: vec!["created".into(), "updated".into()],
+        cursor,
+        limit: Limit::new(limit).unwrap(),
+        ..ActivityQuery::default()
+    };
+    // (cursor, limit, expected events newest first, has_more)
+    let cases = [
+        (ActivityCursor::Newest, 3, vec![9, 8, 7], true),
+        (ActivityCursor::After(ids[7]), 3, vec![6, 5, 4], true),
+        (ActivityCursor::After(ids[4]), 3, vec![3, 2, 1], true),
+        (ActivityCursor::After(ids[1]), 3, vec![0], false),
+        (ActivityCursor::After(ids[0]), 3, vec![], false),
+        (ActivityCursor::Before(ids[1]), 3, vec![4, 3, 2], true),
+        (ActivityCursor::Before(ids[6]), 3, vec![9, 8, 7], false),
+        (ActivityCursor::Before(ids[5]), 4, vec![9, 8, 7, 6], false),
+        (ActivityCursor::Before(ids[9]), 3, vec![], false),
+        (ActivityCursor::Newest, 10, vec![9, 8, 7, 6, 5, 4, 3, 2, 1, 0], false),
+    ];
+    for (cursor, limit, expected, has_more) in cases {
+        assert_eq!(
+            listed(store, &org, &page(cursor, limit)).await,
+            (expected, has_more),
+            "{cursor:?} limit={limit}"
+        );
+    }
+
+    // Walking with after_id from the newest, then back with before_id, visits every event once.
+    let mut forward = Vec::new();
+    let mut cursor = ActivityCursor::Newest;
+    loop {
+        let result = store.activity_list(&org, &page(cursor, 4)).await.unwrap();
+        forward.extend(result.items.iter().map(|record| record.id));
+        match (result.has_more, result.items.last()) {
+            (true, Some(last)) => cursor = ActivityCursor::After(last.id),
+            _ => break,
+        }
+    }
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    assert_eq!(forward, newest_first);
+    let mut backward = Vec::new();
+    let mut cursor = ActivityCursor::Before(ids[0]);
+    loop {
+        let result = store.activity_list(&org, &page(cursor, 4)).await.unwrap();
+        backward.splice(0..0, result.items.iter().map(|record| record.id));
+        match (result.has_more, result.items.first()) {
+            (true, Some(first)) => cursor = ActivityCursor::Before(first.id),
+            _ => break,
+        }
+    }
+    assert_eq!(backward, newest_first[..9]);
+}
+
+conformance!(append_one_and_many, feed_filters, feed_cursors);

@@ -1,0 +1,183 @@
+//! Transactions: a change and its activity event commit together or not at all; uncommitted changes are
+//! invisible; reads inside a transaction lock, so concurrent read-modify-write loses no update.
+
+use keyless_core::id::OrganizationId;
+use keyless_core::scope::ScopeSet;
+use keyless_store::access_token::AccessTokenRecord;
+use keyless_store::activity::ActivityQuery;
+use keyless_store::{Store, StoreError};
+
+use crate::harness::{self, Db, NOW, Org};
+
+/// How a change fails after its first writes.
+#[derive(Debug, Clone, Copy)]
+enum Failure {
+    /// The transaction is dropped without a commit (an early return, a panic, a cancelled request).
+    Dropped,
+    /// The caller rolls back.
+    RolledBack,
+    /// A later statement hits a unique constraint (the service account name is taken).
+    Conflict,
+    /// A later statement names an object that does not exist (a token bound to a missing rule).
+    MissingReference,
+}
+
+async fn events_about(store: &Store, org: &OrganizationId, resource: &str) -> usize {
+    let query = ActivityQuery {
+        resource_id: Some(resource.to_owned()),
+        ..ActivityQuery::default()
+    };
+    store.activity_list(org, &query).await.unwrap().items.len()
+}
+
+fn token(org: &Org, rule: &str) -> AccessTokenRecord {
+    AccessTokenRecord {
+        hash: vec![42; 32],
+        organization_id: org.id.clone(),
+        workspace_id: Some(org.default_workspace.clone()),
+        service_account_id: None,
+        rule_id: Some(harness::rule_id(rule)),
+        scope: ScopeSet::default_grant(),
+        created_at: NOW,
+        expires_at: NOW + 600,
+        revoked_at: None,
+    }
+}
+
+async fn failed_change_leaves_neither_row_nor_activity(db: Db) {
+    let store = &db.store;
+    let org = harness::seed_org(store, 1).await;
+    let mut tx = store.begin().await.unwrap();
+    tx.service_account_create(&harness::service_account(&org, "taken", "taken", NOW))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    for failure in [
+        Failure::Dropped,
+        Failure::RolledBack,
+        Failure::Conflict,
+        Failure::MissingReference,
+    ] {
+        let account = harness::service_account(&org, "fresh", "fresh", NOW);
+        let mut tx = store.begin().await.unwrap();
+        tx.service_account_create(&account).await.unwrap();
+        tx.activity_append(&harness::activity(
+            &org.id,
+            "platform_service_account_created",
+            Some("svac_fresh"),
+            NOW,
+        ))
+        .await
+        .unwrap();
+        match failure {
+            Failure::Dropped => drop(tx),
+            Failure::RolledBack => tx.rollback().await.unwrap(),
+            Failure::Conflict => {
+                let clash = harness::service_account(&org, "other", "taken", NOW);
+                assert!(matches!(
+                    tx.service_account_create(&clash).await,
+                    Err(StoreError::Conflict { what: "name" })
+                ));
+            }
+            Failure::MissingReference => {
+                assert!(matches!(
+                    tx.access_token_create(&token(&org, "missing")).await,
+                    Err(StoreError::NotFound)
+                ));
+            }
+        }
+        assert!(
+            matches!(
+                store.service_account_get(&org.id, &account.id).await,
+                Err(StoreError::NotFound)
+            ),
+            "{failure:?}"
+        );
+        assert_eq!(events_about(store, &org.id, "svac_fresh").await, 0, "{failure:?}");
+    }
+
+    // The same change, committed: both the row and its event exist.
+    let account = harness::service_account(&org, "fresh", "fresh", NOW);
+    let mut tx = store.begin().await.unwrap();
+    tx.service_account_create(&account).await.unwrap();
+    tx.activity_append(&harness::activity(
+        &org.id,
+        "platform_service_account_created",
+        Some("svac_fresh"),
+        NOW,
+    ))
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.service_account_get(&org.id, &account.id).await.unwrap(), account);
+    assert_eq!(events_about(store, &org.id, "svac_fresh").await, 1);
+}
+
+async fn uncommitted_changes_are_invisible(db: Db) {
+    let store = &db.store;
+    let org = harness::seed_org(store, 1).await;
+    let (issuer, account) = harness::seed_issuer_and_account(store, &org).await;
+    let mut tx = store.begin().await.unwrap();
+    tx.rule_create(&harness::rule(&org, "main", "main", &issuer, &account, NOW))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    // A minted token and its event: nobody sees the token before the event is committed.
+    let minted = token(&org, "main");
+    let mut tx = store.begin().await.unwrap();
+    tx.access_token_create(&minted).await.unwrap();
+    tx.activity_append(&harness::activity(
+        &org.id,
+        "platform_federated_authentication",
+        Some("fdrl_main"),
+        NOW,
+    ))
+    .await
+    .unwrap();
+    assert!(matches!(
+        store.access_token_get(&minted.hash).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(events_about(store, &org.id, "fdrl_main").await, 0);
+    tx.commit().await.unwrap();
+    assert_eq!(store.access_token_get(&minted.hash).await.unwrap(), minted);
+    assert_eq!(events_about(store, &org.id, "fdrl_main").await, 1);
+}
+
+async fn concurrent_read_modify_write_loses_no_update(db: Db) {
+    let store = db.store.clone();
+    let org = harness::seed_org(&store, 1).await;
+    let mut account = harness::service_account(&org, "counter", "counter", NOW);
+    account.description = Some(String::new());
+    let mut tx = store.begin().await.unwrap();
+    tx.service_account_create(&account).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = store.clone();
+            let org_id = org.id.clone();
+            let id = account.id.clone();
+            tokio::spawn(async move {
+                let mut tx = store.begin().await.unwrap();
+                let mut current = tx.service_account_get(&org_id, &id).await.unwrap();
+                current.description.get_or_insert_with(String::new).push('x');
+                tx.service_account_update(&current).await.unwrap();
+                tx.commit().await.unwrap();
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let stored = store.service_account_get(&org.id, &account.id).await.unwrap();
+    assert_eq!(stored.description.as_deref(), Some("x".repeat(20).as_str()));
+}
+
+conformance!(
+    failed_change_leaves_neither_row_nor_activity,
+    uncommitted_changes_are_invisible,
+    concurrent_read_modify_write_loses_no_update,
+);
