@@ -3,11 +3,168 @@
 //! Parts, in reading order:
 //! - [`config`]: the server's settings, layered defaults → `keyless.toml` → `KEYLESS_*` environment
 //!   (`__` for nesting) → command-line flags, parsed raw then validated.
-//! - [`service`]: the logic behind the handlers; today [`service::keys`], which seals keyless's
-//!   signing keys at rest under a key-encryption key.
+//! - [`service`]: the logic behind the handlers — signing keys sealed at rest ([`service::keys`]),
+//!   access tokens ([`service::token`]), the first start ([`service::bootstrap`]).
+//! - [`http`]: the router and its thin handlers; [`state`]: what they share.
+//! - [`serve`] / [`run`]: open the database, set up the organization, serve until shut down.
 //!
-//! The HTTP layer (`http/`), state and the rest of the services arrive with the token service.
+//! Built so far: health, readiness and the JWKS endpoint on the embedded SQLite default or
+//! PostgreSQL. The token exchange and the Admin API are next (issue "The token service").
 //! Must not: know SQL (that is `keyless-store`), or decide an exchange (that is `keyless-core`).
 
+mod clock;
 pub mod config;
+pub mod http;
 pub mod service;
+pub mod state;
+pub mod telemetry;
+
+use std::future::Future;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::sync::Arc;
+
+use keyless_store::Store;
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+
+use crate::config::{Config, Database};
+use crate::service::bootstrap::{self, BootstrapError};
+use crate::service::keys::{KeyEncryptionKey, KeyError};
+use crate::state::AppState;
+
+/// Why the server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The data directory could not be created.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Store(#[from] keyless_store::StoreError),
+    /// The key-encryption key could not be loaded.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The organization could not be set up.
+    #[error(transparent)]
+    Bootstrap(#[from] BootstrapError),
+    /// The listen address could not be bound, or serving failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Binds the configured address and serves until SIGINT or SIGTERM.
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Io {
+            context: format!("binding {}", config.listen),
+            source,
+        })?;
+    run(config, listener, shutdown_signal()).await
+}
+
+/// Serves on `listener` until `shutdown` completes, then drains in-flight requests.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    if config.allow_insecure_urls {
+        tracing::warn!(
+            "issuers.allow_insecure_urls is ON: issuer documents may be fetched over plain http and from \
+             loopback or private addresses. This is for tests and local development only"
+        );
+    }
+    prepare_data_dir(&config.data_dir)?;
+    let store = match &config.database {
+        Database::Sqlite(path) => Store::open_sqlite(path).await?,
+        Database::Postgres(url) => Store::connect(url.expose_secret()).await?,
+    };
+    let kek = KeyEncryptionKey::load(&config.kek)?;
+    let organization = bootstrap::ensure_organization(&store, &kek, &config.data_dir, clock::now_unix()).await?;
+    if let Some(path) = &organization.bootstrap_file {
+        tracing::info!(
+            organization_id = organization.id.as_str(),
+            "first start: organization created; a one-time org:admin token (valid 24 hours) is in {}",
+            path.display()
+        );
+    }
+    let keys: Vec<&keyless_jose::SigningKey> = organization.signing_keys.iter().collect();
+    let state = AppState {
+        store: store.clone(),
+        organization_id: organization.id.clone(),
+        public_jwks: Arc::new(keyless_jose::public_jwks(&keys)),
+    };
+    let address = listener.local_addr().map_err(|source| ServeError::Io {
+        context: "reading the bound address".to_owned(),
+        source,
+    })?;
+    tracing::info!(%address, public_url = %config.public_url, organization_id = organization.id.as_str(), "keyless is serving");
+    axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|source| ServeError::Io {
+            context: "serving".to_owned(),
+            source,
+        })?;
+    store.close().await;
+    tracing::info!("keyless stopped");
+    Ok(())
+}
+
+/// Creates the data directory (mode 0700) when missing; warns when an existing one is open to others.
+fn prepare_data_dir(dir: &std::path::Path) -> Result<(), ServeError> {
+    let fail = |source| ServeError::DataDir {
+        path: dir.display().to_string(),
+        source,
+    };
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(fail)?;
+    }
+    let mode = std::fs::metadata(dir).map_err(fail)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(
+            data_dir = %dir.display(),
+            "the data directory is accessible to group or others (mode {:o}); its secrets are 0600 files, \
+             but `chmod 700` it",
+            mode & 0o777
+        );
+    }
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

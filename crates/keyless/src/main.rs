@@ -5,7 +5,8 @@
 //! every flag has an environment variable. Exit codes: 0 success, 1 a local error or an invalid
 //! token, 2 a usage error (clap's own code), and later 2 for server errors too.
 //!
-//! Parts: `inspect` (`keyless token inspect`), `clock` (the one place that reads the time).
+//! Parts: `serve` (`keyless serve`), `inspect` (`keyless token inspect`), `clock` (the one place
+//! that reads the time).
 
 #![allow(
     clippy::print_stdout,
@@ -15,6 +16,7 @@
 
 mod clock;
 mod inspect;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -30,6 +32,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the keyless server (embedded SQLite and loopback by default).
+    Serve(serve::ServeArgs),
     /// Work with tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -47,6 +51,7 @@ enum TokenCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve(args) => serve::run(args),
         Command::Token(TokenCommand::Inspect(args)) => inspect::run(args),
     }
 }

@@ -1,5 +1,10 @@
 //! Services: the logic behind the HTTP handlers, one module per concern.
 //!
 //! - [`keys`]: the key-encryption key and sealing of signing keys at rest.
+//! - [`token`]: minting and hashing keyless's opaque access tokens.
+//! - [`bootstrap`]: the first start (organization, default workspace, signing key, one-time admin
+//!   token) and loading the organization on every start.
 
+pub mod bootstrap;
 pub mod keys;
+pub mod token;

@@ -1,0 +1,13 @@
+//! The server run for real: port 0, a fresh data directory (and, when `KEYLESS_TEST_POSTGRES_URL`
+//! is set, a fresh PostgreSQL database), driven over HTTP.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stderr,
+    missing_docs
+)]
+
+mod harness;
+mod serve;
