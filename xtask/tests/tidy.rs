@@ -56,8 +56,13 @@ fn every_source_file_starts_with_a_module_doc() {
 
 #[test]
 fn the_clock_is_read_only_in_clock_modules() {
-    const CLOCK_READS: [&str; 5] =
-        ["SystemTime::now", "Instant::now", "OffsetDateTime::now_utc", "Utc::now", "thread::sleep"];
+    const CLOCK_READS: [&str; 5] = [
+        "SystemTime::now",
+        "Instant::now",
+        "OffsetDateTime::now_utc",
+        "Utc::now",
+        "thread::sleep",
+    ];
     let offenders: Vec<String> = sources()
         .into_iter()
         .filter(|(_, path, _)| path.file_name().is_none_or(|name| name != "clock.rs"))
@@ -69,21 +74,39 @@ fn the_clock_is_read_only_in_clock_modules() {
                 .collect::<Vec<_>>()
         })
         .collect();
-    assert!(offenders.is_empty(), "clock reads outside a clock module: {offenders:#?}");
+    assert!(
+        offenders.is_empty(),
+        "clock reads outside a clock module: {offenders:#?}"
+    );
 }
 
 #[test]
 fn the_pure_crates_do_no_io_and_are_not_async() {
-    const IO: [&str; 9] =
-        ["std::fs", "std::net", "std::process", "std::env", "tokio", "reqwest", "sqlx", "async fn", ".await"];
+    const IO: [&str; 9] = [
+        "std::fs",
+        "std::net",
+        "std::process",
+        "std::env",
+        "tokio",
+        "reqwest",
+        "sqlx",
+        "async fn",
+        ".await",
+    ];
     let offenders: Vec<String> = sources()
         .into_iter()
         .filter(|(krate, _, _)| krate == "keyless-jose" || krate == "keyless-core")
         .flat_map(|(_, path, text)| {
-            IO.iter().filter(|io| text.contains(*io)).map(|io| format!("{}: {io}", rel(&path))).collect::<Vec<_>>()
+            IO.iter()
+                .filter(|io| text.contains(*io))
+                .map(|io| format!("{}: {io}", rel(&path)))
+                .collect::<Vec<_>>()
         })
         .collect();
-    assert!(offenders.is_empty(), "IO or async in keyless-jose/keyless-core: {offenders:#?}");
+    assert!(
+        offenders.is_empty(),
+        "IO or async in keyless-jose/keyless-core: {offenders:#?}"
+    );
 }
 
 #[test]
@@ -93,14 +116,20 @@ fn no_grab_bag_modules() {
         .map(|(_, path, _)| path)
         .filter(|path| {
             let stem = path.file_stem().unwrap().to_string_lossy();
-            let dir = path.parent().and_then(Path::file_name).map(|d| d.to_string_lossy().into_owned());
+            let dir = path
+                .parent()
+                .and_then(Path::file_name)
+                .map(|d| d.to_string_lossy().into_owned());
             ["utils", "util", "helpers", "common", "misc"]
                 .iter()
                 .any(|bad| stem == *bad || (stem == "mod" && dir.as_deref() == Some(*bad)))
         })
         .map(|path| rel(&path))
         .collect();
-    assert!(offenders.is_empty(), "modules are domain nouns, not grab bags: {offenders:#?}");
+    assert!(
+        offenders.is_empty(),
+        "modules are domain nouns, not grab bags: {offenders:#?}"
+    );
 }
 
 #[test]
@@ -123,7 +152,13 @@ fn only_the_store_knows_sql_and_only_the_server_knows_axum() {
         let krate = krate.unwrap().path();
         let manifest = std::fs::read_to_string(krate.join("Cargo.toml")).unwrap();
         let name = krate.file_name().unwrap().to_string_lossy().into_owned();
-        assert!(name == "keyless-store" || !manifest.contains("sqlx"), "{name} depends on sqlx");
-        assert!(name == "keyless-server" || !manifest.contains("axum"), "{name} depends on axum");
+        assert!(
+            name == "keyless-store" || !manifest.contains("sqlx"),
+            "{name} depends on sqlx"
+        );
+        assert!(
+            name == "keyless-server" || !manifest.contains("axum"),
+            "{name} depends on axum"
+        );
     }
 }
