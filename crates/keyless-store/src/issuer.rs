@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::audit::{self, Audit};
 use crate::backend::{Conn, Query, Row};
 use crate::error::StoreError;
+use crate::page::list_sql;
 use crate::page::{Limit, ListQuery, Page};
 use crate::store::{Store, Tx};
 
@@ -213,22 +214,11 @@ impl Store {
         organization_id: &OrganizationId,
         list: &ListQuery,
     ) -> Result<Page<IssuerRecord>, StoreError> {
-        let (created_at, id) = list.keyset();
-        let query = Query::new(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM federation_issuers WHERE organization_id = $1 AND ($2 OR archived_at IS NULL) \
-             AND (created_at, id) < ($3, $4) ORDER BY created_at DESC, id DESC LIMIT $5"
-        ))
-        .arg(organization_id.as_str())
-        .arg(list.include_archived)
-        .arg(created_at)
-        .arg(id)
-        .arg(list.limit.fetch());
-        let rows = self.read().await?.conn().fetch_all(&query, decode).await?;
-        Ok(Page::from_rows(rows, list.limit, |issuer| {
+        let sql = list_sql!("federation_issuers", columns!());
+        self.list_page(sql, organization_id, list, decode, |issuer| {
             (issuer.audit.created_at, issuer.id.as_str())
-        }))
+        })
+        .await
     }
 
     /// Up to `limit` issuers of any organization whose JWKS poll is due at `now`: not archived, polling

@@ -12,6 +12,12 @@
 use std::fmt;
 use std::str::FromStr;
 
+use keyless_core::id::OrganizationId;
+
+use crate::backend::{Decode, Query};
+use crate::error::StoreError;
+use crate::store::Store;
+
 /// A page size outside 1 to 100.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("must be between 1 and 100")]
@@ -153,6 +159,44 @@ impl<T> Page<T> {
             None
         };
         Self { items, next_cursor }
+    }
+}
+
+/// The SQL of one organization's list page from `$table`: `$1` organization, `$2` include archived,
+/// `$3`/`$4` the keyset, `$5` the row limit (one more than the page, to know whether more follow).
+macro_rules! list_sql {
+    ($table:literal, $columns:expr) => {
+        concat!(
+            "SELECT ",
+            $columns,
+            " FROM ",
+            $table,
+            " WHERE organization_id = $1 AND ($2 OR archived_at IS NULL) \
+             AND (created_at, id) < ($3, $4) ORDER BY created_at DESC, id DESC LIMIT $5"
+        )
+    };
+}
+pub(crate) use list_sql;
+
+impl Store {
+    /// Runs a [`list_sql!`] query and cuts the page; `key` is an item's `(created_at, id)`.
+    pub(crate) async fn list_page<T>(
+        &self,
+        sql: &'static str,
+        organization_id: &OrganizationId,
+        list: &ListQuery,
+        decode: Decode<T>,
+        key: impl Fn(&T) -> (i64, &str),
+    ) -> Result<Page<T>, StoreError> {
+        let (created_at, id) = list.keyset();
+        let query = Query::new(sql)
+            .arg(organization_id.as_str())
+            .arg(list.include_archived)
+            .arg(created_at)
+            .arg(id)
+            .arg(list.limit.fetch());
+        let rows = self.read().await?.conn().fetch_all(&query, decode).await?;
+        Ok(Page::from_rows(rows, list.limit, key))
     }
 }
 

@@ -17,6 +17,7 @@ use keyless_core::service_account::{OrganizationRole, ServiceAccount};
 use crate::audit::{self, Audit};
 use crate::backend::{Conn, Query, Row};
 use crate::error::StoreError;
+use crate::page::list_sql;
 use crate::page::{ListQuery, Page};
 use crate::store::{Store, Tx};
 
@@ -353,22 +354,11 @@ impl Store {
         organization_id: &OrganizationId,
         list: &ListQuery,
     ) -> Result<Page<ServiceAccountRecord>, StoreError> {
-        let (created_at, id) = list.keyset();
-        let query = Query::new(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM service_accounts WHERE organization_id = $1 AND ($2 OR archived_at IS NULL) \
-             AND (created_at, id) < ($3, $4) ORDER BY created_at DESC, id DESC LIMIT $5"
-        ))
-        .arg(organization_id.as_str())
-        .arg(list.include_archived)
-        .arg(created_at)
-        .arg(id)
-        .arg(list.limit.fetch());
-        let rows = self.read().await?.conn().fetch_all(&query, decode).await?;
-        Ok(Page::from_rows(rows, list.limit, |service_account| {
+        let sql = list_sql!("service_accounts", columns!());
+        self.list_page(sql, organization_id, list, decode, |service_account| {
             (service_account.audit.created_at, service_account.id.as_str())
-        }))
+        })
+        .await
     }
 
     /// The explicit workspace memberships of a service account, by workspace ID.

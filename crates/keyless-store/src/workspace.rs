@@ -14,6 +14,7 @@ use keyless_core::name::Name;
 use crate::audit::{self, Audit};
 use crate::backend::{Conn, Query, Row};
 use crate::error::StoreError;
+use crate::page::list_sql;
 use crate::page::{ListQuery, Page};
 use crate::store::{Store, Tx};
 
@@ -167,21 +168,10 @@ impl Store {
         organization_id: &OrganizationId,
         list: &ListQuery,
     ) -> Result<Page<WorkspaceRecord>, StoreError> {
-        let (created_at, id) = list.keyset();
-        let query = Query::new(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM workspaces WHERE organization_id = $1 AND ($2 OR archived_at IS NULL) \
-             AND (created_at, id) < ($3, $4) ORDER BY created_at DESC, id DESC LIMIT $5"
-        ))
-        .arg(organization_id.as_str())
-        .arg(list.include_archived)
-        .arg(created_at)
-        .arg(id)
-        .arg(list.limit.fetch());
-        let rows = self.read().await?.conn().fetch_all(&query, decode).await?;
-        Ok(Page::from_rows(rows, list.limit, |workspace| {
+        let sql = list_sql!("workspaces", columns!());
+        self.list_page(sql, organization_id, list, decode, |workspace| {
             (workspace.audit.created_at, workspace.id.as_str())
-        }))
+        })
+        .await
     }
 }
