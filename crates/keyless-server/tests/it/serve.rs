@@ -102,3 +102,32 @@ async fn a_wrong_key_encryption_key_refuses_to_start() {
         .to_string();
     assert!(err.contains("does not open with this key-encryption key"), "{err}");
 }
+
+#[tokio::test]
+async fn every_response_carries_a_fresh_request_id_and_unknown_routes_answer_json() {
+    let site = Site::new(Db::Sqlite);
+    let app = spawn_app(&site).await;
+    let mut seen = std::collections::HashSet::new();
+    for path in ["/healthz", "/readyz", "/.well-known/jwks.json", "/no/such/route"] {
+        let res = app
+            .http
+            .get(app.url(path))
+            .header("request-id", "req_chosen_by_the_caller")
+            .send()
+            .await
+            .unwrap();
+        let id = res.headers()["request-id"].to_str().unwrap().to_owned();
+        assert!(
+            id.starts_with("req_") && id.len() == 28 && id != "req_chosen_by_the_caller",
+            "{path}: {id}"
+        );
+        assert!(seen.insert(id.clone()), "request IDs repeat: {id}");
+        if path == "/no/such/route" {
+            assert_eq!(res.status(), 404);
+            let body: Value = res.json().await.unwrap();
+            assert_eq!(body["error"]["type"], json!("not_found_error"));
+            assert_eq!(body["request_id"], json!(id), "the body names the same request");
+        }
+    }
+    app.stop().await.unwrap();
+}
