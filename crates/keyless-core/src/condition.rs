@@ -22,8 +22,11 @@
 //! When the program reads `claims` only as `claims.NAME` or `claims["NAME"]`, only those top-level claims
 //! are converted for evaluation (strings are borrowed, never copied); otherwise the whole set is.
 //!
-//! Not guarded: CPU time. Nested comprehensions over a token's arrays cost the product of their sizes;
-//! sources are written by organization admins and tokens are bounded (16 KiB), which bounds it.
+//! Cost: `cel` has no evaluation budget, and nested comprehensions multiply (six nested `all()` over
+//! ten-element lists, 211 bytes, took 2 s per evaluation in a fuzzing run). So a comprehension
+//! (`all`, `exists`, `exists_one`, `map`, `filter`) inside another's loop body is refused, and list
+//! literals hold at most [`MAX_LIST_LITERAL`] elements. What remains is linear: one loop over a token
+//! array (bounded by the 16 KiB token) whose body may test membership in one bounded literal.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -43,6 +46,9 @@ pub const MAX_SOURCE_BYTES: usize = 4096;
 
 /// The deepest accepted expression tree (each operator, call, selection or literal is one level).
 pub const MAX_NESTING_DEPTH: usize = 32;
+
+/// The most elements one list literal may have.
+pub const MAX_LIST_LITERAL: usize = 256;
 
 /// The name of the one variable a condition sees.
 pub const VARIABLE: &str = "claims";
@@ -69,6 +75,13 @@ pub enum ConditionError {
     /// Nests deeper than [`MAX_NESTING_DEPTH`].
     #[error("nests deeper than 32 levels")]
     TooDeep,
+    /// Has a comprehension (`all`, `exists`, `exists_one`, `map`, `filter`) inside the body of
+    /// another: evaluation cost would multiply with every level (CEL has no evaluation budget).
+    #[error("nests a comprehension (all, exists, exists_one, map, filter) inside another; flatten it")]
+    NestedComprehension,
+    /// Has a list literal longer than [`MAX_LIST_LITERAL`].
+    #[error("has a list of {0} elements; at most 256 are allowed")]
+    ListTooLong(usize),
     /// Uses a variable other than `claims`.
     #[error("references `{0}`: the only variable is `claims`")]
     UnknownVariable(String),
@@ -202,6 +215,12 @@ fn compile_on_large_stack(source: String) -> Result<Condition, ConditionError> {
     if analysis.depth > MAX_NESTING_DEPTH {
         return Err(ConditionError::TooDeep);
     }
+    if analysis.nested_comprehension {
+        return Err(ConditionError::NestedComprehension);
+    }
+    if analysis.longest_list > MAX_LIST_LITERAL {
+        return Err(ConditionError::ListTooLong(analysis.longest_list));
+    }
     if let Some(unknown) = analysis.free_variables.iter().find(|name| *name != VARIABLE) {
         return Err(ConditionError::UnknownVariable(unknown.clone()));
     }
@@ -230,14 +249,17 @@ struct Analysis {
     free_variables: BTreeSet<String>,
     claim_keys: BTreeSet<String>,
     whole_claims: bool,
+    nested_comprehension: bool,
+    longest_list: usize,
 }
 
 /// Walks the tree without recursion (it may be deep): depth, free variables (comprehension variables
-/// are bound in their loop), and how `claims` is read.
+/// are bound in their loop), how `claims` is read, and what bounds evaluation cost (comprehensions
+/// inside a loop body, list literal sizes). `loops` counts the loop bodies enclosing a node.
 fn analyze(root: &IdedExpr) -> Analysis {
     let mut analysis = Analysis::default();
-    let mut pending: Vec<(&IdedExpr, usize, Vec<&str>)> = vec![(root, 1, Vec::new())];
-    while let Some((expr, depth, bound)) = pending.pop() {
+    let mut pending: Vec<(&IdedExpr, usize, Vec<&str>, usize)> = vec![(root, 1, Vec::new(), 0)];
+    while let Some((expr, depth, bound, loops)) = pending.pop() {
         analysis.depth = analysis.depth.max(depth);
         if let Some(key) = claim_key(expr, &bound) {
             analysis.depth = analysis.depth.max(depth + 1);
@@ -255,14 +277,18 @@ fn analyze(root: &IdedExpr) -> Analysis {
             }
             Expr::Call(call) => children.extend(call.target.as_deref().into_iter().chain(&call.args)),
             Expr::Select(select) => children.push(&select.operand),
-            Expr::List(list) => children.extend(&list.elements),
+            Expr::List(list) => {
+                analysis.longest_list = analysis.longest_list.max(list.elements.len());
+                children.extend(&list.elements);
+            }
             Expr::Map(map) => children.extend(map.entries.iter().flat_map(|entry| entry_children(&entry.expr))),
             Expr::Struct(r#struct) => {
                 children.extend(r#struct.entries.iter().flat_map(|entry| entry_children(&entry.expr)));
             }
             Expr::Comprehension(comprehension) => {
-                pending.push((&comprehension.iter_range, depth + 1, bound.clone()));
-                pending.push((&comprehension.accu_init, depth + 1, bound.clone()));
+                analysis.nested_comprehension |= loops > 0;
+                pending.push((&comprehension.iter_range, depth + 1, bound.clone(), loops));
+                pending.push((&comprehension.accu_init, depth + 1, bound.clone(), loops));
                 let mut inner = bound.clone();
                 inner.push(&comprehension.iter_var);
                 inner.extend(comprehension.iter_var2.as_deref());
@@ -272,12 +298,16 @@ fn analyze(root: &IdedExpr) -> Analysis {
                     &comprehension.loop_step,
                     &comprehension.result,
                 ] {
-                    pending.push((child, depth + 1, inner.clone()));
+                    pending.push((child, depth + 1, inner.clone(), loops + 1));
                 }
             }
             Expr::Literal(_) | Expr::Unspecified => {}
         }
-        pending.extend(children.into_iter().map(|child| (child, depth + 1, bound.clone())));
+        pending.extend(
+            children
+                .into_iter()
+                .map(|child| (child, depth + 1, bound.clone(), loops)),
+        );
     }
     analysis
 }
@@ -377,6 +407,31 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .starts_with("does not parse: ")
+        );
+    }
+
+    /// Found by fuzzing `cel_compile`: six nested `all()` over literal lists cost 2 s per evaluation.
+    #[test]
+    fn evaluation_cost_is_bounded_at_write_time() {
+        let ten = "[1,2,3,4,5,6,7,8,9,10]";
+        let fuzzed = format!(
+            "{ten}.all(a, {ten}.all(b, {ten}.all(c, {ten}.all(d, {ten}.all(e, {ten}.all(f, claims.exp != a+b+c+d+e+f))))))"
+        );
+        let nested = "nests a comprehension (all, exists, exists_one, map, filter) inside another; flatten it";
+        check_compile(&fuzzed, Err(nested));
+        check_compile("claims.groups.exists(g, claims.teams.exists(t, t == g))", Err(nested));
+        check_compile("claims.groups.all(g, [1].map(x, x).size() > 0)", Err(nested));
+        // Sequential and chained comprehensions are linear: accepted.
+        check_compile(
+            "claims.groups.exists(g, g == 'a') && claims.scp.all(s, s != 'x')",
+            Ok(()),
+        );
+        check_compile("claims.groups.map(g, g + '!').exists(g, g == 'a!')", Ok(()));
+        let list = |n: usize| (0..n).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+        check_compile(&format!("claims.n in [{}]", list(MAX_LIST_LITERAL)), Ok(()));
+        check_compile(
+            &format!("claims.n in [{}]", list(MAX_LIST_LITERAL + 1)),
+            Err("has a list of 257 elements; at most 256 are allowed"),
         );
     }
 
