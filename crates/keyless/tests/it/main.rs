@@ -8,3 +8,4 @@
 )]
 
 mod inspect;
+mod serve;
