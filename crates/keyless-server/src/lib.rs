@@ -29,6 +29,7 @@ use tokio::net::TcpListener;
 
 use crate::config::{Config, Database};
 use crate::service::bootstrap::{self, BootstrapError};
+use crate::service::jwks::source::UrlPolicy;
 use crate::service::keys::{KeyEncryptionKey, KeyError};
 use crate::state::AppState;
 
@@ -105,6 +106,11 @@ pub async fn run(
     let state = AppState {
         store: store.clone(),
         organization_id: organization.id.clone(),
+        default_workspace_id: organization.default_workspace_id.clone(),
+        public_url: Arc::from(config.public_url.as_str()),
+        url_policy: UrlPolicy {
+            allow_insecure: config.allow_insecure_urls,
+        },
         public_jwks: Arc::new(keyless_jose::public_jwks(&keys)),
     };
     let address = listener.local_addr().map_err(|source| ServeError::Io {

@@ -2,9 +2,11 @@
 
 use std::sync::Arc;
 
-use keyless_core::id::OrganizationId;
+use keyless_core::id::{OrganizationId, WorkspaceId};
 use keyless_store::Store;
 use serde_json::Value;
+
+use crate::service::jwks::source::UrlPolicy;
 
 /// What handlers need.
 #[derive(Clone)]
@@ -13,6 +15,13 @@ pub struct AppState {
     pub store: Store,
     /// The organization this server serves.
     pub organization_id: OrganizationId,
+    /// Its default workspace (what `workspace_id: "default"` means).
+    pub default_workspace_id: WorkspaceId,
+    /// The server's public URL: the issuer of its metadata and the audience a subject token must
+    /// carry when its rule sets no `match.audience`.
+    pub public_url: Arc<str>,
+    /// Whether issuer URLs may be http, loopback or private (`issuers.allow_insecure_urls`).
+    pub url_policy: UrlPolicy,
     /// The public JWKS document of keyless's signing keys.
     pub public_jwks: Arc<Value>,
 }

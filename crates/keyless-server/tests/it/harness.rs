@@ -107,6 +107,8 @@ impl Site {
             data_dir: Some(self.data_dir()),
             ..RawConfig::default()
         };
+        // Tests run their OIDC issuers on loopback over plain http.
+        raw.issuers.allow_insecure_urls = true;
         if let Some(pg) = &self.pg {
             raw.database_url = Some(SecretString::from(pg.url.clone()));
             raw.keys = RawKeys {
@@ -158,6 +160,39 @@ pub(crate) async fn spawn_app(site: &Site) -> TestApp {
 impl TestApp {
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
+    }
+
+    /// The one-time `org:admin` token of the first start, read from `bootstrap.json`.
+    pub(crate) fn admin_token(site: &Site) -> String {
+        let text = std::fs::read_to_string(bootstrap_file(site)).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        value["admin_token"].as_str().unwrap().to_owned()
+    }
+
+    /// `GET path` with a bearer token: status and JSON body.
+    pub(crate) async fn get_authed(&self, token: &str, path: &str) -> (u16, serde_json::Value) {
+        let res = self.http.get(self.url(path)).bearer_auth(token).send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap())
+    }
+
+    /// `POST path` with a bearer token and a JSON body: status and JSON body.
+    pub(crate) async fn post_authed(
+        &self,
+        token: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let res = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap())
     }
 
     pub(crate) async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {

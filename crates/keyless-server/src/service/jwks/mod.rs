@@ -1,0 +1,3 @@
+//! Issuer keys: where they come from ([`source`]).
+
+pub mod source;
