@@ -1,6 +1,9 @@
 //! Repository automation, run as `cargo xtask <command>` (the alias is in `.cargo/config.toml`).
 //!
 //! Commands:
+//! - `bench exchange`: the load benchmark of the token exchange — `cargo bench -p keyless-server
+//!   --bench exchange`, which runs the server as a separate process on loopback (SQLite, and
+//!   PostgreSQL when `KEYLESS_TEST_POSTGRES_URL` is set) and prints its own table.
 //! - `bench [jose|core|all] [--report-only] [-- <criterion args>]`: runs the criterion benches of
 //!   the chosen crates with `--noplot`, then reads each result's `new/estimates.json` under
 //!   criterion's output directory and prints a markdown table of medians; for `keyless-jose`, the
@@ -21,8 +24,9 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
-const USAGE: &str = "usage: cargo xtask bench [jose|core|all] [--report-only] [-- <criterion args>]
+const USAGE: &str = "usage: cargo xtask bench [jose|core|all|exchange] [--report-only] [-- <criterion args>]
 
+  exchange       the token exchange under load, server in its own process (SQLite, PostgreSQL)
   jose           keyless-jose: verify_jwt vs the bare aws-lc-rs check, per algorithm
   core           keyless-core: claim validation, rule matching, the exchange decision
   all            both (the default)
@@ -86,6 +90,9 @@ fn bench(args: &[String]) -> Result<(), String> {
         ),
         None => (args, &[][..]),
     };
+    if ours.first().map(String::as_str) == Some("exchange") {
+        return exchange_bench();
+    }
     let mut which = "all";
     let mut report_only = false;
     for arg in ours {
@@ -149,6 +156,23 @@ fn bench(args: &[String]) -> Result<(), String> {
     }
     print!("{out}");
     Ok(())
+}
+
+/// The exchange load benchmark prints its own report.
+fn exchange_bench() -> Result<(), String> {
+    let root = workspace_root()?;
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    eprintln!("xtask: cargo bench -p keyless-server --bench exchange");
+    let status = Command::new(&cargo)
+        .current_dir(&root)
+        .args(["bench", "-p", "keyless-server", "--bench", "exchange"])
+        .status()
+        .map_err(|err| format!("could not run cargo: {err}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("the exchange benchmark failed ({status})"))
+    }
 }
 
 /// `| algorithm | verify_jwt | verify_jws | aws-lc-rs | jwt/raw | jws/raw | decode_unverified |`

@@ -149,7 +149,10 @@ pub fn decide(
 }
 
 /// Step 1: everything named belongs together; any failure is `rule_not_found`.
-fn check_consistency(
+/// Step 1 alone: the rule, issuer and service account are the ones requested, in the request's
+/// organization, and neither rule nor issuer is archived. [`decide`] runs it first; a server runs it
+/// before fetching any key, so an archived or foreign rule never causes a network fetch.
+pub fn check_consistency(
     request: &ExchangeRequest,
     issuer: &Issuer,
     rule: &Rule,

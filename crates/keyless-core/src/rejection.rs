@@ -21,6 +21,8 @@ pub enum OAuthError {
     InvalidGrant,
     /// `invalid_scope`: no acceptable scope remains.
     InvalidScope,
+    /// `unsupported_grant_type`: the `grant_type` is not one the token endpoint serves.
+    UnsupportedGrantType,
 }
 
 impl OAuthError {
@@ -30,6 +32,7 @@ impl OAuthError {
             Self::InvalidRequest => "invalid_request",
             Self::InvalidGrant => "invalid_grant",
             Self::InvalidScope => "invalid_scope",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
         }
     }
 }
@@ -74,6 +77,9 @@ macro_rules! rejection_codes {
 rejection_codes! {
     /// The request is malformed: a missing field or a malformed ID.
     MalformedRequest = "malformed_request", InvalidRequest, "the request is malformed";
+    /// The `grant_type` is neither `jwt-bearer` (RFC 7523) nor `token-exchange` (RFC 8693).
+    UnsupportedGrantType = "unsupported_grant_type", UnsupportedGrantType,
+        "the grant_type is not supported: use urn:ietf:params:oauth:grant-type:jwt-bearer or urn:ietf:params:oauth:grant-type:token-exchange";
     /// No `workspace_id` while the rule is enabled in several workspaces.
     WorkspaceIdRequired = "workspace_id_required", InvalidRequest,
         "workspace_id is required: the federation rule is enabled in more than one workspace";

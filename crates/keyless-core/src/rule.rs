@@ -384,6 +384,14 @@ impl RuleDraft {
     }
 }
 
+impl MatchDraft {
+    /// Validates and compiles a `match` block alone: how a stored rule's block becomes a [`Match`]
+    /// again (the identity and tenant-pin checks of [`RuleDraft::validate`] ran when it was written).
+    pub fn compile(self) -> Result<Match, RuleError> {
+        validate_match(self)
+    }
+}
+
 fn validate_match(draft: MatchDraft) -> Result<Match, RuleError> {
     let subject_prefix = draft.subject_prefix.as_deref().map(SubjectPattern::parse).transpose()?;
     if draft.audience.as_deref() == Some("") {

@@ -15,12 +15,15 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
+
+use crate::service::jwks::{FetchSettings, KeySettings, PollSettings};
 
 /// The default listen address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -83,6 +86,26 @@ pub struct RawIssuers {
     /// `allow_insecure_urls`: fetch issuer documents over http and from loopback/private addresses.
     /// For tests and local development only; logged loudly when on.
     pub allow_insecure_urls: bool,
+    /// `jwks_cache_min_seconds`: shortest freshness of fetched keys, whatever their response says (60).
+    pub jwks_cache_min_seconds: Option<i64>,
+    /// `jwks_cache_max_seconds`: longest freshness of fetched keys, whatever their response says (86400).
+    pub jwks_cache_max_seconds: Option<i64>,
+    /// `jwks_cache_default_seconds`: freshness when the response has no caching header (900).
+    pub jwks_cache_default_seconds: Option<i64>,
+    /// `jwks_refetch_cooldown_seconds`: least time between two fetches of one issuer's keys (30).
+    pub jwks_refetch_cooldown_seconds: Option<i64>,
+    /// `jwks_max_staleness_seconds`: how long the last good keys stay in use while fetches fail (86400).
+    pub jwks_max_staleness_seconds: Option<i64>,
+    /// `jwks_connect_timeout_seconds`: connection timeout of a fetch (5).
+    pub jwks_connect_timeout_seconds: Option<u64>,
+    /// `jwks_fetch_timeout_seconds`: total timeout of one request of a fetch (10).
+    pub jwks_fetch_timeout_seconds: Option<u64>,
+    /// `poll_interval_seconds`: seconds between two ticks of the background poller (5).
+    pub poll_interval_seconds: Option<u64>,
+    /// `poll_batch_size`: most issuers polled per tick, 1–100 (20).
+    pub poll_batch_size: Option<u32>,
+    /// `poll_failures_before_pause`: consecutive failed polls after which polling pauses (10).
+    pub poll_failures_before_pause: Option<i64>,
 }
 
 /// `[keys]`.
@@ -157,6 +180,10 @@ pub struct Config {
     pub log_level: String,
     /// Whether issuer URLs may be http or non-public (tests and development only).
     pub allow_insecure_urls: bool,
+    /// Issuer key cache and fetch bounds (`[issuers] jwks_*`).
+    pub jwks: KeySettings,
+    /// The background poller (`[issuers] poll_*`).
+    pub poll: PollSettings,
     /// Where the key-encryption key comes from.
     pub kek: KekSource,
 }
@@ -292,9 +319,120 @@ impl Config {
             log_format: raw.log.format.unwrap_or_default(),
             log_level: raw.log.level.unwrap_or_else(|| "info".to_owned()),
             allow_insecure_urls: raw.issuers.allow_insecure_urls,
+            jwks: key_settings(&raw.issuers)?,
+            poll: poll_settings(&raw.issuers)?,
             kek,
         })
     }
+}
+
+/// `value` when it lies in `range`, else a refusal naming `key`.
+fn within<T: PartialOrd + std::fmt::Display + Copy>(
+    key: &'static str,
+    value: Option<T>,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError> {
+    let value = value.unwrap_or(default);
+    if !range.contains(&value) {
+        return Err(invalid(
+            key,
+            format!("{value} is out of range {}..={}", range.start(), range.end()),
+        ));
+    }
+    Ok(value)
+}
+
+const DAY: i64 = 24 * 3600;
+
+fn key_settings(raw: &RawIssuers) -> Result<KeySettings, ConfigError> {
+    let defaults = KeySettings::default();
+    let fetch = FetchSettings {
+        connect_timeout: Duration::from_secs(within(
+            "issuers.jwks_connect_timeout_seconds",
+            raw.jwks_connect_timeout_seconds,
+            defaults.fetch.connect_timeout.as_secs(),
+            1..=60,
+        )?),
+        timeout: Duration::from_secs(within(
+            "issuers.jwks_fetch_timeout_seconds",
+            raw.jwks_fetch_timeout_seconds,
+            defaults.fetch.timeout.as_secs(),
+            1..=120,
+        )?),
+        ..defaults.fetch
+    };
+    let settings = KeySettings {
+        cache_min_seconds: within(
+            "issuers.jwks_cache_min_seconds",
+            raw.jwks_cache_min_seconds,
+            defaults.cache_min_seconds,
+            1..=DAY,
+        )?,
+        cache_max_seconds: within(
+            "issuers.jwks_cache_max_seconds",
+            raw.jwks_cache_max_seconds,
+            defaults.cache_max_seconds,
+            1..=7 * DAY,
+        )?,
+        cache_default_seconds: within(
+            "issuers.jwks_cache_default_seconds",
+            raw.jwks_cache_default_seconds,
+            defaults.cache_default_seconds,
+            1..=7 * DAY,
+        )?,
+        refetch_cooldown_seconds: within(
+            "issuers.jwks_refetch_cooldown_seconds",
+            raw.jwks_refetch_cooldown_seconds,
+            defaults.refetch_cooldown_seconds,
+            1..=3600,
+        )?,
+        max_staleness_seconds: within(
+            "issuers.jwks_max_staleness_seconds",
+            raw.jwks_max_staleness_seconds,
+            defaults.max_staleness_seconds,
+            0..=30 * DAY,
+        )?,
+        fetch,
+    };
+    if settings.cache_min_seconds > settings.cache_max_seconds {
+        return Err(invalid(
+            "issuers.jwks_cache_min_seconds",
+            "must not exceed issuers.jwks_cache_max_seconds",
+        ));
+    }
+    if !(settings.cache_min_seconds..=settings.cache_max_seconds).contains(&settings.cache_default_seconds) {
+        return Err(invalid(
+            "issuers.jwks_cache_default_seconds",
+            "must lie between issuers.jwks_cache_min_seconds and issuers.jwks_cache_max_seconds",
+        ));
+    }
+    Ok(settings)
+}
+
+fn poll_settings(raw: &RawIssuers) -> Result<PollSettings, ConfigError> {
+    let defaults = PollSettings::default();
+    Ok(PollSettings {
+        interval_seconds: within(
+            "issuers.poll_interval_seconds",
+            raw.poll_interval_seconds,
+            defaults.interval_seconds,
+            1..=3600,
+        )?,
+        batch_size: within(
+            "issuers.poll_batch_size",
+            raw.poll_batch_size,
+            defaults.batch_size,
+            1..=100,
+        )?,
+        failures_before_pause: within(
+            "issuers.poll_failures_before_pause",
+            raw.poll_failures_before_pause,
+            defaults.failures_before_pause,
+            1..=10_000,
+        )?,
+        ..defaults
+    })
 }
 
 fn layer_error(err: figment::Error) -> ConfigError {
@@ -434,6 +572,77 @@ mod tests {
             &[("KEYLESS_ISSUERS__ALLOW_INSECURE_URLS", "maybe")],
             "allow_insecure_urls",
         );
+    }
+
+    #[test]
+    fn issuer_key_settings_have_defaults_and_layer_like_the_rest() {
+        Jail::expect_with(|jail| {
+            let config = load_in(jail, Overrides::default()).unwrap();
+            assert_eq!(config.jwks, KeySettings::default());
+            assert_eq!(config.poll, PollSettings::default());
+
+            jail.create_file(
+                CONFIG_FILE,
+                "[issuers]\njwks_max_staleness_seconds = 3600\njwks_refetch_cooldown_seconds = 10\n\
+                 jwks_cache_min_seconds = 30\njwks_cache_default_seconds = 300\njwks_cache_max_seconds = 600\n\
+                 jwks_fetch_timeout_seconds = 3\njwks_connect_timeout_seconds = 2\npoll_batch_size = 50\n",
+            )?;
+            jail.set_env("KEYLESS_ISSUERS__POLL_FAILURES_BEFORE_PAUSE", "4");
+            jail.set_env("KEYLESS_ISSUERS__POLL_INTERVAL_SECONDS", "2");
+            jail.set_env("KEYLESS_ISSUERS__JWKS_MAX_STALENESS_SECONDS", "7200");
+            let config = load_in(jail, Overrides::default()).unwrap();
+            assert_eq!(config.jwks.max_staleness_seconds, 7200, "env wins over the file");
+            assert_eq!(config.jwks.refetch_cooldown_seconds, 10);
+            assert_eq!(
+                (
+                    config.jwks.cache_min_seconds,
+                    config.jwks.cache_default_seconds,
+                    config.jwks.cache_max_seconds
+                ),
+                (30, 300, 600)
+            );
+            assert_eq!(config.jwks.fetch.timeout, Duration::from_secs(3));
+            assert_eq!(config.jwks.fetch.connect_timeout, Duration::from_secs(2));
+            assert_eq!(config.poll.failures_before_pause, 4);
+            assert_eq!(config.poll.interval_seconds, 2);
+            assert_eq!(config.poll.batch_size, 50);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn issuer_key_settings_are_validated() {
+        let check = |toml: &str, want: &str| {
+            Jail::expect_with(|jail| {
+                jail.create_file(CONFIG_FILE, &format!("[issuers]\n{toml}"))?;
+                let err = load_in(jail, Overrides::default()).err().unwrap_or_default();
+                assert!(err.contains(want), "{toml:?}: got {err:?}, want {want:?}");
+                Ok(())
+            });
+        };
+        check(
+            "jwks_refetch_cooldown_seconds = 0",
+            "issuers.jwks_refetch_cooldown_seconds: ",
+        );
+        check(
+            "jwks_max_staleness_seconds = -1",
+            "issuers.jwks_max_staleness_seconds: ",
+        );
+        check("jwks_cache_min_seconds = 0", "issuers.jwks_cache_min_seconds: ");
+        check(
+            "jwks_cache_min_seconds = 900\njwks_cache_max_seconds = 600",
+            "issuers.jwks_cache_min_seconds: must not exceed",
+        );
+        check(
+            "jwks_cache_default_seconds = 30",
+            "issuers.jwks_cache_default_seconds: must lie",
+        );
+        check("jwks_fetch_timeout_seconds = 0", "issuers.jwks_fetch_timeout_seconds: ");
+        check("poll_batch_size = 101", "issuers.poll_batch_size: ");
+        check("poll_failures_before_pause = 0", "issuers.poll_failures_before_pause: ");
+        check("poll_interval_seconds = 0", "issuers.poll_interval_seconds: ");
+        check("jwks_max_stalenes_seconds = 1", "jwks_max_stalenes_seconds");
+        check("poll_batch_size = \"many\"", "poll_batch_size");
     }
 
     #[test]

@@ -29,8 +29,11 @@ use tokio::net::TcpListener;
 
 use crate::config::{Config, Database};
 use crate::service::bootstrap::{self, BootstrapError};
+use crate::service::jwks::IssuerKeys;
+use crate::service::jwks::poll;
 use crate::service::jwks::source::UrlPolicy;
 use crate::service::keys::{KeyEncryptionKey, KeyError};
+use crate::service::recorder::Recorder;
 use crate::state::AppState;
 
 /// Why the server stopped with an error.
@@ -103,28 +106,46 @@ pub async fn run(
         );
     }
     let keys: Vec<&keyless_jose::SigningKey> = organization.signing_keys.iter().collect();
+    let (recorder, writer) = Recorder::start(store.clone());
+    let url_policy = UrlPolicy {
+        allow_insecure: config.allow_insecure_urls,
+    };
+    let issuer_keys = Arc::new(IssuerKeys::new(config.jwks, url_policy));
+    let poller_keys = Arc::clone(&issuer_keys);
     let state = AppState {
         store: store.clone(),
         organization_id: organization.id.clone(),
         default_workspace_id: organization.default_workspace_id.clone(),
         public_url: Arc::from(config.public_url.as_str()),
-        url_policy: UrlPolicy {
-            allow_insecure: config.allow_insecure_urls,
-        },
+        url_policy,
         public_jwks: Arc::new(keyless_jose::public_jwks(&keys)),
+        recorder,
+        rules: Arc::default(),
+        issuer_keys,
     };
     let address = listener.local_addr().map_err(|source| ServeError::Io {
         context: "reading the bound address".to_owned(),
         source,
     })?;
     tracing::info!(%address, public_url = %config.public_url, organization_id = organization.id.as_str(), "keyless is serving");
-    axum::serve(listener, http::router(state))
+    let (stop_poller, poller_shutdown) = tokio::sync::watch::channel(false);
+    let poller = poll::spawn(store.clone(), poller_keys, config.poll, poller_shutdown);
+    let served = axum::serve(listener, http::router(state))
         .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|source| ServeError::Io {
-            context: "serving".to_owned(),
-            source,
-        })?;
+        .await;
+    // The poller stops before the store closes, whatever ended serving.
+    let _ = stop_poller.send(true);
+    if poller.await.is_err() {
+        tracing::error!("the issuer key poller ended abnormally");
+    }
+    served.map_err(|source| ServeError::Io {
+        context: "serving".to_owned(),
+        source,
+    })?;
+    // The router (and with it every handle of the writer) is gone: the writer drains its queue and ends.
+    if writer.await.is_err() {
+        tracing::error!("the activity writer ended abnormally");
+    }
     store.close().await;
     tracing::info!("keyless stopped");
     Ok(())

@@ -6,7 +6,10 @@ use keyless_core::id::{OrganizationId, WorkspaceId};
 use keyless_store::Store;
 use serde_json::Value;
 
+use crate::service::exchange::RuleCache;
+use crate::service::jwks::IssuerKeys;
 use crate::service::jwks::source::UrlPolicy;
+use crate::service::recorder::Recorder;
 
 /// What handlers need.
 #[derive(Clone)]
@@ -24,4 +27,10 @@ pub struct AppState {
     pub url_policy: UrlPolicy,
     /// The public JWKS document of keyless's signing keys.
     pub public_jwks: Arc<Value>,
+    /// The group-commit writer of exchange outcomes.
+    pub recorder: Recorder,
+    /// Compiled federation rules.
+    pub rules: Arc<RuleCache>,
+    /// Issuer keys: fetched, cached and shared with the background poller.
+    pub issuer_keys: Arc<IssuerKeys>,
 }

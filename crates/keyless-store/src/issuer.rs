@@ -2,7 +2,8 @@
 //! the visible status of background JWKS polling.
 //!
 //! Parts: [`IssuerRecord`] (and its view for the exchange decision), [`IssuerPollStatus`]; on [`Tx`]:
-//! `issuer_create`, `_get` (locks), `_update`, `_archive`; on [`Store`]: `issuer_get`, `issuer_list`,
+//! `issuer_create`, `_get` (locks), `_update`, `_archive`, `issuer_poll_status_reset` (an admin change
+//! resumes polling); on [`Store`]: `issuer_get`, `issuer_list`,
 //! `issuer_list_due` (what the poller should fetch now, across organizations) and
 //! `issuer_poll_status_set` (the poller's write, not an admin change, so not in a transaction).
 //!
@@ -171,6 +172,25 @@ impl Tx {
         .arg(issuer.jwks_polling_disabled_at)
         .arg(issuer.audit.updated_at)
         .arg(issuer.audit.updated_by_actor_id.as_str());
+        match self.conn().execute(&query).await? {
+            0 => Err(StoreError::NotFound),
+            _ => Ok(()),
+        }
+    }
+
+    /// Starts an issuer's polling over, as part of an admin change: no failures, no error, due at once,
+    /// not paused; the time of the last successful fetch is kept.
+    pub async fn issuer_poll_status_reset(
+        &mut self,
+        organization_id: &OrganizationId,
+        id: &IssuerId,
+    ) -> Result<(), StoreError> {
+        let query = Query::new(
+            "UPDATE federation_issuers SET poll_consecutive_failures = 0, poll_next_at = NULL, \
+             poll_last_error = NULL, jwks_polling_disabled_at = NULL WHERE organization_id = $1 AND id = $2",
+        )
+        .arg(organization_id.as_str())
+        .arg(id.as_str());
         match self.conn().execute(&query).await? {
             0 => Err(StoreError::NotFound),
             _ => Ok(()),

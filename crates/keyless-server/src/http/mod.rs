@@ -2,19 +2,27 @@
 //!
 //! - `health`: `/healthz` (the process answers) and `/readyz` (the database answers).
 //! - `well_known`: `/.well-known/jwks.json`, the public keys of keyless's own tokens.
+//! - `oauth`: `/v1/oauth/token` (the exchange).
+//! - `metrics`: `/metrics` (Prometheus) and the per-request measurements.
+//! - `admin`: the Admin API under `/v1/organizations/` (service accounts, issuers, rules).
+//! - `auth`: bearer-token authentication (`AdminCaller`, `authenticate`); `error`: `ApiError`, the
+//!   Admin API's error shape, and the middleware that puts the request ID into it.
 //! - [`request_id`]: the `Request-Id` of every response.
 //!
 //! An unknown route answers 404 with the Admin API's error shape
 //! (`{"type": "error", "error": {"type": "not_found_error", "message"}, "request_id"}`).
 
+mod activities;
+mod admin;
+pub(crate) mod auth;
+pub(crate) mod error;
 mod health;
+mod metrics;
+pub(crate) mod oauth;
 pub mod request_id;
 mod well_known;
 
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use axum::{Extension, Json, Router, middleware};
-use serde_json::json;
+use axum::{Router, middleware};
 
 use crate::state::AppState;
 
@@ -23,18 +31,13 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(well_known::routes())
-        .fallback(not_found)
+        .merge(oauth::routes())
+        .merge(metrics::routes())
+        .merge(admin::routes())
+        .merge(activities::routes())
+        .fallback(error::not_found)
+        .route_layer(middleware::from_fn(metrics::measure))
         .with_state(state)
+        .layer(middleware::from_fn(error::render))
         .layer(middleware::from_fn(request_id::assign))
-}
-
-async fn not_found(Extension(id): Extension<request_id::RequestId>) -> impl IntoResponse {
-    (
-        StatusCode::NOT_FOUND,
-        Json(json!({
-            "type": "error",
-            "error": { "type": "not_found_error", "message": "no such route" },
-            "request_id": id.0,
-        })),
-    )
 }

@@ -196,7 +196,7 @@ async fn create(
         payload: json!({
             "default_workspace_id": workspace_id.as_str(),
             "signing_key": { "kid": signing_key.kid(), "alg": SIGNING_ALGORITHM.name() },
-            "admin_token": { "sha256": hex(&admin_token.hash), "scope": "org:admin", "expires_at": expires_at },
+            "admin_token": { "sha256": token::hex(&admin_token.hash), "scope": "org:admin", "expires_at": expires_at },
         }),
     })
     .await?;
@@ -239,13 +239,9 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], BootstrapError> {
     Ok(bytes)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn random_hex(len_bytes: usize) -> Result<String, BootstrapError> {
     let bytes: [u8; 32] = random_bytes()?;
-    Ok(hex(bytes.get(..len_bytes.min(32)).unwrap_or_default()))
+    Ok(token::hex(bytes.get(..len_bytes.min(32)).unwrap_or_default()))
 }
 
 /// A random (version 4) UUID in its textual form.

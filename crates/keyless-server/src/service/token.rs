@@ -45,6 +45,11 @@ pub fn hash(token: &str) -> Vec<u8> {
     digest(&SHA256, token.as_bytes()).as_ref().to_vec()
 }
 
+/// A hash in lowercase hex: how token hashes appear in the activity feed.
+pub fn hex(hash: &[u8]) -> String {
+    hash.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
 /// Whether `token` has the shape and a valid checksum of a keyless access token (no lookup).
 pub fn looks_valid(token: &str) -> bool {
     let Some(body) = token.strip_prefix(ACCESS_TOKEN_PREFIX) else {

@@ -9,5 +9,12 @@
     missing_docs
 )]
 
+mod activities;
+mod admin;
+mod exchange;
 mod harness;
+mod interop;
+mod jwks;
+mod oidc;
+mod rejections;
 mod serve;

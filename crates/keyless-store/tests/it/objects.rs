@@ -12,7 +12,7 @@ use keyless_store::audit::Audit;
 use keyless_store::issuer::IssuerPollStatus;
 use keyless_store::rule::RuleFilter;
 use keyless_store::service_account::{WorkspaceMembership, WorkspaceRole};
-use keyless_store::{ListQuery, Store, StoreError};
+use keyless_store::{Limit, ListQuery, Store, StoreError};
 use serde_json::json;
 
 use crate::harness::{self, ADMIN, Db, NOW, Org};
@@ -422,6 +422,36 @@ async fn issuer_lifecycle(db: Db) {
     let stored = store.issuer_get(&org.id, &issuer.id).await.unwrap();
     assert_eq!(stored, updated);
     assert_eq!(stored.poll_status, status);
+
+    // A reset (with an admin change) starts polling over and keeps the last success.
+    store
+        .issuer_poll_status_set(&org.id, &issuer.id, &status, Some(NOW + 2))
+        .await
+        .unwrap();
+    let mut tx = store.begin().await.unwrap();
+    tx.issuer_poll_status_reset(&org.id, &issuer.id).await.unwrap();
+    assert_not_found(
+        tx.issuer_poll_status_reset(&org.id, &harness::issuer_id("missing"))
+            .await,
+        "poll reset of a missing issuer",
+    );
+    tx.commit().await.unwrap();
+    let reset = store.issuer_get(&org.id, &issuer.id).await.unwrap();
+    assert_eq!(
+        reset.poll_status,
+        IssuerPollStatus {
+            consecutive_failures: 0,
+            last_fetched_at: Some(NOW - 600),
+            next_poll_at: None,
+            last_error: None,
+        }
+    );
+    assert_eq!(reset.jwks_polling_disabled_at, None);
+    let due = store.issuer_list_due(NOW, Limit::default()).await.unwrap();
+    assert!(
+        due.iter().any(|due| due.id == issuer.id),
+        "a reset issuer is due at once"
+    );
 }
 
 async fn issuers_due_for_polling(db: Db) {

@@ -98,7 +98,9 @@ impl JwksSource {
         match kind {
             "discovery" => Ok(JwksSource::Discovery {
                 discovery_base: optional_str(object, "discovery_base")?
-                    .map(|base| check_url(base, policy).map_err(|message| FieldError::new("jwks.discovery_base", message)))
+                    .map(|base| {
+                        check_url(base, policy).map_err(|message| FieldError::new("jwks.discovery_base", message))
+                    })
                     .transpose()?,
                 ca_cert_pem: ca_cert_pem(object)?,
             }),
@@ -148,7 +150,10 @@ impl JwksSource {
         match self {
             JwksSource::Discovery { discovery_base, .. } => {
                 let base = discovery_base.as_ref().map_or(issuer_url, Url::as_str);
-                Some(format!("{}/.well-known/openid-configuration", base.trim_end_matches('/')))
+                Some(format!(
+                    "{}/.well-known/openid-configuration",
+                    base.trim_end_matches('/')
+                ))
             }
             _ => None,
         }
@@ -207,7 +212,10 @@ fn ca_cert_pem(object: &Map<String, Value>) -> Result<Option<String>, FieldError
             format!("larger than {MAX_CA_CERT_PEM_BYTES} bytes"),
         ));
     }
-    if !pem.contains("-----BEGIN CERTIFICATE-----") {
+    // Only `CERTIFICATE` blocks count; other PEM blocks (keys, …) are ignored, a broken one is refused.
+    let certificates = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+        .map_err(|_| FieldError::new("jwks.ca_cert_pem", "must hold PEM certificates"))?;
+    if certificates.is_empty() {
         return Err(FieldError::new("jwks.ca_cert_pem", "must hold PEM certificates"));
     }
     Ok(Some(pem.to_owned()))
@@ -240,5 +248,33 @@ impl JwksSource {
             JwksSource::Inline { keys } => Some(Jwks::from_values(keys)),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_pem(pem: &str, ok: bool) {
+        let block = json!({"type": "discovery", "ca_cert_pem": pem});
+        let parsed = JwksSource::parse(&block, UrlPolicy::default());
+        assert_eq!(parsed.is_ok(), ok, "{pem:?}: {parsed:?}");
+    }
+
+    #[test]
+    fn ca_cert_pem_must_hold_pem_certificates() {
+        check_pem("-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n", true);
+        check_pem(
+            "-----BEGIN PRIVATE KEY-----\nMAA=\n-----END PRIVATE KEY-----\n\
+             -----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n",
+            true,
+        );
+        check_pem(
+            "-----BEGIN CERTIFICATE-----\n!!not base64!!\n-----END CERTIFICATE-----\n",
+            false,
+        );
+        check_pem("-----BEGIN CERTIFICATE-----\nMAA=\n", false);
+        check_pem("-----BEGIN PRIVATE KEY-----\nMAA=\n-----END PRIVATE KEY-----\n", false);
+        check_pem("not pem at all", false);
     }
 }

@@ -1,0 +1,489 @@
+//! The token exchange (`POST /v1/oauth/token`): read the objects the request names, fetch the issuer's
+//! keys, verify the assertion, let [`keyless_core::exchange::decide`] judge, mint, and record — the
+//! outcome, success or failure, is committed before the caller hears of it.
+//!
+//! Parts: [`TokenRequest`] (the raw fields, whatever the wire form), [`IssuedToken`], [`ExchangeError`],
+//! [`exchange()`], and [`RuleCache`] (compiled `match` blocks, so CEL compiles once per rule version, not
+//! once per exchange; every exchange still reads the rule, so an archive takes effect at once).
+//!
+//! Order: parse the IDs (`malformed_request`) → read the rule (`rule_not_found` when absent) → read its
+//! issuer and target service account → the consistency checks (archived or foreign objects are refused
+//! before any network fetch) → the issuer's keys (`jwks_unavailable`) → the signature
+//! ([`keyless_core::rejection::Rejection::from_verification`]) → the decision → mint → record (a used
+//! `jti` turns into `jti_reused` here, atomically with the token's storage).
+//!
+//! The activity event `platform_federated_authentication` carries the request's IDs, the token's header
+//! (`alg`, `kid`, `typ`) and claims — verified, or for a token that failed verification marked
+//! `verified: false` and capped at [`MAX_UNVERIFIED_CLAIMS_BYTES`] — the outcome, the stable code and the
+//! failed check with its expected and seen values. The assertion itself is never stored: it may still
+//! be valid.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use keyless_core::claims::DEFAULT_LEEWAY_SECONDS;
+use keyless_core::exchange::{self, ExchangeContext, ExchangeRequest, Grant};
+use keyless_core::id::{IssuerId, OrganizationId, RuleId, ServiceAccountId, WorkspaceSelector};
+use keyless_core::rejection::{Rejection, RejectionCode};
+use keyless_core::rule::{Rule, RuleSpec};
+use keyless_core::scope::ScopeSet;
+use keyless_jose::Limits;
+use keyless_store::StoreError;
+use keyless_store::access_token::AccessTokenRecord;
+use keyless_store::activity::Activity;
+use keyless_store::rule::RuleRecord;
+use secrecy::SecretString;
+use serde_json::{Map, Value, json};
+
+use crate::service::recorder::{Entry, JtiUse, Recorded};
+use crate::service::token;
+use crate::state::AppState;
+
+/// The activity type of every exchange attempt.
+pub const ACTIVITY_TYPE: &str = "platform_federated_authentication";
+/// The largest claim set of an unverified token kept in the activity feed (serialized bytes); a larger
+/// one keeps only its registered claims.
+pub const MAX_UNVERIFIED_CLAIMS_BYTES: usize = 4096;
+const REGISTERED_CLAIMS: [&str; 7] = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti"];
+
+/// An exchange request as received, before any ID is parsed: what the JSON body, the RFC 7523 form and
+/// the RFC 8693 form have in common.
+#[derive(Debug, Default)]
+pub struct TokenRequest {
+    /// The subject token (`assertion` or `subject_token`), trimmed.
+    pub assertion: Option<String>,
+    /// `federation_rule_id` (RFC 8693: `audience`).
+    pub federation_rule_id: Option<String>,
+    /// `organization_id`; absent means this server's organization.
+    pub organization_id: Option<String>,
+    /// `service_account_id`; absent means the rule's target.
+    pub service_account_id: Option<String>,
+    /// `workspace_id` (`wrkspc_…` or `default`).
+    pub workspace_id: Option<String>,
+    /// `scope`, space-separated.
+    pub scope: Option<String>,
+}
+
+/// A granted exchange, for the response.
+#[derive(Debug)]
+pub struct IssuedToken {
+    /// The access token: shown once.
+    pub access_token: SecretString,
+    /// Seconds until it expires.
+    pub expires_in: i64,
+    /// Its scope, space-separated.
+    pub scope: String,
+}
+
+/// Why an exchange produced no token.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    /// Refused: the caller gets the code and message, the feed the detail.
+    #[error(transparent)]
+    Rejected(Rejection),
+    /// The database or the random generator failed: nothing was granted.
+    #[error("the exchange could not be completed: {0}")]
+    Unavailable(String),
+}
+
+/// Compiled rules by ID, each with the stored record it was compiled from.
+#[derive(Default)]
+pub struct RuleCache {
+    rules: Mutex<HashMap<RuleId, (RuleRecord, Arc<Rule>)>>,
+}
+
+impl RuleCache {
+    /// The rule `record` describes, compiled once per stored version.
+    fn rule(&self, record: RuleRecord) -> Result<Arc<Rule>, Rejection> {
+        if let Ok(rules) = self.rules.lock()
+            && let Some((cached, rule)) = rules.get(&record.id)
+            && *cached == record
+        {
+            return Ok(Arc::clone(rule));
+        }
+        let r#match = record.r#match.clone().compile().map_err(|error| {
+            Rejection::new(
+                RejectionCode::RuleNotFound,
+                "rule.match",
+                None,
+                Some(Value::from(format!("the stored rule no longer compiles: {error}"))),
+            )
+        })?;
+        let rule = Arc::new(Rule {
+            id: record.id.clone(),
+            organization_id: record.organization_id.clone(),
+            archived: record.audit.is_archived(),
+            spec: RuleSpec {
+                name: record.name.clone(),
+                description: record.description.clone(),
+                issuer_id: record.issuer_id.clone(),
+                r#match,
+                target: record.service_account_id.clone(),
+                oauth_scope: record.oauth_scope.clone(),
+                token_lifetime: record.token_lifetime,
+                workspaces: record.workspaces.clone(),
+            },
+        });
+        if let Ok(mut rules) = self.rules.lock() {
+            rules.insert(record.id.clone(), (record, Arc::clone(&rule)));
+        }
+        Ok(rule)
+    }
+}
+
+/// What the activity event records, filled in as the exchange proceeds.
+#[derive(Clone)]
+struct Trace {
+    event_data: Map<String, Value>,
+}
+
+impl Trace {
+    fn new(request: &TokenRequest) -> Self {
+        let mut event_data = Map::new();
+        event_data.insert("federation_rule_id".to_owned(), json!(request.federation_rule_id));
+        event_data.insert(
+            "requested_service_account_id".to_owned(),
+            json!(request.service_account_id),
+        );
+        event_data.insert("requested_workspace_id".to_owned(), json!(request.workspace_id));
+        event_data.insert("requested_scope".to_owned(), json!(request.scope));
+        event_data.insert("issuer_id".to_owned(), Value::Null);
+        event_data.insert("oidc_token".to_owned(), Value::Null);
+        let mut trace = Trace { event_data };
+        if let Some(assertion) = &request.assertion {
+            trace.record_unverified(assertion, &Limits::default());
+        }
+        trace
+    }
+
+    /// Records what a token claims before anything is verified: marked unverified, size-capped.
+    fn record_unverified(&mut self, assertion: &str, limits: &Limits) {
+        let Ok(token) = keyless_jose::decode_unverified(assertion, limits) else {
+            self.set("oidc_token", json!({ "verified": false, "decodable": false }));
+            return;
+        };
+        let claims = token.claims(limits).ok().map(|claims| {
+            let size = serde_json::to_vec(&claims).map_or(usize::MAX, |bytes| bytes.len());
+            if size <= MAX_UNVERIFIED_CLAIMS_BYTES {
+                (Value::Object(claims), false)
+            } else {
+                let registered: Map<String, Value> = claims
+                    .into_iter()
+                    .filter(|(name, _)| REGISTERED_CLAIMS.contains(&name.as_str()))
+                    .collect();
+                (Value::Object(registered), true)
+            }
+        });
+        let header: Map<String, Value> = token
+            .header
+            .into_iter()
+            .filter(|(name, _)| matches!(name.as_str(), "alg" | "kid" | "typ"))
+            .collect();
+        let (claims, truncated) = claims.unwrap_or((Value::Null, false));
+        self.set(
+            "oidc_token",
+            json!({
+                "verified": false,
+                "header": header,
+                "jti": claims.get("jti"),
+                "claims": claims,
+                "claims_truncated": truncated,
+            }),
+        );
+    }
+
+    fn set(&mut self, key: &str, value: Value) {
+        self.event_data.insert(key.to_owned(), value);
+    }
+
+    fn event(self, state: &AppState, request_id: &str, now: i64, status: Value) -> Activity {
+        let rule_id = self
+            .event_data
+            .get("federation_rule_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let actor = self
+            .event_data
+            .get("service_account_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        Activity {
+            organization_id: state.organization_id.clone(),
+            activity_type: ACTIVITY_TYPE.to_owned(),
+            actor_id: actor,
+            resource_id: rule_id,
+            request_id: Some(request_id.to_owned()),
+            created_at: now,
+            payload: json!({ "event_data": Value::Object(self.event_data), "status": status }),
+        }
+    }
+}
+
+fn failure_status(rejection: &Rejection) -> Value {
+    json!({
+        "outcome": "failure",
+        "reason": rejection.code().as_str(),
+        "message": rejection.message(),
+        "detail": rejection.detail(),
+    })
+}
+
+/// Runs one exchange at `now` for the request `request_id`; the outcome is recorded before this returns.
+pub async fn exchange(
+    state: &AppState,
+    request: TokenRequest,
+    request_id: &str,
+    now: i64,
+) -> Result<IssuedToken, ExchangeError> {
+    let mut trace = Trace::new(&request);
+    match attempt(state, &request, &mut trace, now).await {
+        Ok((grant, issuer_id)) => grant_and_record(state, grant, issuer_id, trace, request_id, now).await,
+        Err(ExchangeError::Rejected(rejection)) => Err(record_refusal(state, trace, rejection, request_id, now).await),
+        Err(error) => Err(error),
+    }
+}
+
+/// Records a request refused before it could be attempted (no grant type, a repeated parameter, …).
+pub async fn refuse(
+    state: &AppState,
+    request: &TokenRequest,
+    rejection: Rejection,
+    request_id: &str,
+    now: i64,
+) -> ExchangeError {
+    record_refusal(state, Trace::new(request), rejection, request_id, now).await
+}
+
+async fn record_refusal(
+    state: &AppState,
+    trace: Trace,
+    rejection: Rejection,
+    request_id: &str,
+    now: i64,
+) -> ExchangeError {
+    let event = trace.event(state, request_id, now, failure_status(&rejection));
+    match state.recorder.record(Entry::Event(event)).await {
+        Ok(_) => ExchangeError::Rejected(rejection),
+        Err(error) => unavailable(error),
+    }
+}
+
+/// Everything up to the decision.
+async fn attempt(
+    state: &AppState,
+    raw: &TokenRequest,
+    trace: &mut Trace,
+    now: i64,
+) -> Result<(Grant, IssuerId), ExchangeError> {
+    let assertion = raw
+        .assertion
+        .as_deref()
+        .filter(|text| !text.is_empty())
+        .ok_or_else(|| malformed("assertion", None, "required"))?;
+    let limits = Limits::default();
+    let request = parse_request(state, raw)?;
+
+    let rule_record = match state
+        .store
+        .rule_get(&request.organization_id, &request.federation_rule_id)
+        .await
+    {
+        Ok(rule) => rule,
+        Err(StoreError::NotFound) => {
+            return Err(rejected(Rejection::new(
+                RejectionCode::RuleNotFound,
+                "rule.exists",
+                None,
+                Some(Value::from(request.federation_rule_id.as_str())),
+            )));
+        }
+        Err(error) => return Err(unavailable(error)),
+    };
+    trace.set("issuer_id", Value::from(rule_record.issuer_id.as_str()));
+    let issuer_record = state
+        .store
+        .issuer_get(&request.organization_id, &rule_record.issuer_id)
+        .await
+        .map_err(unavailable)?;
+    let service_account = state
+        .store
+        .service_account_get(&request.organization_id, &rule_record.service_account_id)
+        .await
+        .map_err(unavailable)?
+        .to_service_account();
+    let rule = state.rules.rule(rule_record).map_err(rejected)?;
+    let issuer = issuer_record.to_issuer();
+    exchange::check_consistency(&request, &issuer, &rule, &service_account).map_err(rejected)?;
+
+    let kid = keyless_jose::decode_unverified(assertion, &limits)
+        .ok()
+        .and_then(|token| token.header.get("kid").and_then(Value::as_str).map(str::to_owned));
+    let keys = state
+        .issuer_keys
+        .keys_for(&issuer_record, kid.as_deref(), now)
+        .await
+        .map_err(|error| {
+            rejected(Rejection::new(
+                RejectionCode::JwksUnavailable,
+                format!("jwks.{}", error.cause_code()),
+                None,
+                Some(Value::from(error.to_string())),
+            ))
+        })?;
+    let verified = keyless_jose::verify_jwt(assertion, &keys, &limits)
+        .map_err(|error| rejected(Rejection::from_verification(&error)))?;
+    trace.set(
+        "oidc_token",
+        json!({
+            "verified": true,
+            "header": { "alg": verified.header.alg.name(), "kid": verified.header.kid, "typ": verified.header.typ },
+            "key_thumbprint": verified.key_thumbprint,
+            "jti": verified.claims.get("jti"),
+            "claims": Value::Object(verified.claims.clone()),
+        }),
+    );
+    let ctx = ExchangeContext {
+        default_audience: &state.public_url,
+        default_workspace_id: &state.default_workspace_id,
+        leeway_seconds: DEFAULT_LEEWAY_SECONDS,
+    };
+    let grant =
+        exchange::decide(&request, &issuer, &rule, &service_account, &verified.claims, &ctx, now).map_err(rejected)?;
+    Ok((grant, issuer.id))
+}
+
+/// Mints the token and records it with its success event (or, for a used `jti`, the replay's).
+async fn grant_and_record(
+    state: &AppState,
+    grant: Grant,
+    issuer_id: IssuerId,
+    mut trace: Trace,
+    request_id: &str,
+    now: i64,
+) -> Result<IssuedToken, ExchangeError> {
+    let minted = token::mint().map_err(|_| ExchangeError::Unavailable("the random generator failed".to_owned()))?;
+    let scope = String::from(grant.scope.clone());
+    trace.set("service_account_id", Value::from(grant.service_account_id.as_str()));
+    trace.set("workspace_id", Value::from(grant.workspace_id.as_str()));
+    let jti = grant.jti_to_record.clone().map(|(jti, keep_until)| {
+        let replay = Rejection::jti_reused(&jti);
+        JtiUse {
+            issuer_id,
+            jti,
+            keep_until,
+            replay_event: trace.clone().event(state, request_id, now, failure_status(&replay)),
+        }
+    });
+    trace.set(
+        "access_token",
+        json!({ "sha256": token::hex(&minted.hash), "scope": scope, "expires_at": grant.expires_at }),
+    );
+    let success = json!({ "outcome": "success", "reason": Value::Null, "detail": Value::Null });
+    let entry = Entry::Grant {
+        jti,
+        token: AccessTokenRecord {
+            hash: minted.hash,
+            organization_id: grant.organization_id,
+            workspace_id: Some(grant.workspace_id),
+            service_account_id: Some(grant.service_account_id),
+            rule_id: Some(grant.rule_id),
+            scope: grant.scope,
+            created_at: now,
+            expires_at: grant.expires_at,
+            revoked_at: None,
+        },
+        event: trace.event(state, request_id, now, success),
+    };
+    match state.recorder.record(entry).await.map_err(unavailable)? {
+        Recorded::Committed => {
+            count(Ok(()));
+            Ok(IssuedToken {
+                access_token: minted.secret,
+                expires_in: grant.lifetime_seconds,
+                scope,
+            })
+        }
+        Recorded::Replayed => {
+            let rejection =
+                Rejection::jti_reused(grant.jti_to_record.map(|(jti, _)| jti).as_deref().unwrap_or_default());
+            count(Err(&rejection));
+            Err(ExchangeError::Rejected(rejection))
+        }
+    }
+}
+
+/// Parses the request's IDs; a malformed one is `malformed_request` naming the field.
+fn parse_request(state: &AppState, raw: &TokenRequest) -> Result<ExchangeRequest, ExchangeError> {
+    let rule_text = raw
+        .federation_rule_id
+        .as_deref()
+        .ok_or_else(|| malformed("federation_rule_id", None, "required"))?;
+    let federation_rule_id =
+        RuleId::parse(rule_text).map_err(|_| malformed("federation_rule_id", Some(rule_text), "a fdrl_… ID"))?;
+    let organization_id = match raw.organization_id.as_deref() {
+        None => state.organization_id.clone(),
+        Some(text) => OrganizationId::parse(text).map_err(|_| malformed("organization_id", Some(text), "a UUID"))?,
+    };
+    let service_account_id = raw
+        .service_account_id
+        .as_deref()
+        .map(|text| {
+            ServiceAccountId::parse(text).map_err(|_| malformed("service_account_id", Some(text), "a svac_… ID"))
+        })
+        .transpose()?;
+    let workspace_id = raw
+        .workspace_id
+        .as_deref()
+        .map(|text| {
+            WorkspaceSelector::parse(text)
+                .map_err(|_| malformed("workspace_id", Some(text), "a wrkspc_… ID or `default`"))
+        })
+        .transpose()?;
+    let scope = raw
+        .scope
+        .as_deref()
+        .map(|text| {
+            ScopeSet::parse(text).map_err(|error| {
+                rejected(Rejection::new(
+                    RejectionCode::InvalidScope,
+                    "request.scope",
+                    None,
+                    Some(Value::from(format!("{text:?}: {error}"))),
+                ))
+            })
+        })
+        .transpose()?;
+    Ok(ExchangeRequest {
+        federation_rule_id,
+        organization_id,
+        service_account_id,
+        workspace_id,
+        scope,
+    })
+}
+
+/// Counts an outcome in `keyless_exchanges_total`.
+fn count(outcome: Result<(), &Rejection>) {
+    let (outcome, code) = match outcome {
+        Ok(()) => ("success", ""),
+        Err(rejection) => ("failure", rejection.code().as_str()),
+    };
+    metrics::counter!("keyless_exchanges_total", "outcome" => outcome, "code" => code).increment(1);
+}
+
+fn malformed(field: &str, seen: Option<&str>, expected: &str) -> ExchangeError {
+    rejected(Rejection::new(
+        RejectionCode::MalformedRequest,
+        format!("request.{field}"),
+        Some(Value::from(expected)),
+        seen.map(Value::from),
+    ))
+}
+
+fn rejected(rejection: Rejection) -> ExchangeError {
+    ExchangeError::Rejected(rejection)
+}
+
+fn unavailable(error: impl std::fmt::Display) -> ExchangeError {
+    ExchangeError::Unavailable(error.to_string())
+}

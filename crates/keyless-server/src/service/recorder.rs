@@ -1,0 +1,182 @@
+//! Group commit: every exchange's outcome — the burned `jti`, the stored token hash, the activity event —
+//! is durable before the caller hears of it, and concurrent exchanges share one transaction.
+//!
+//! Parts: [`Recorder`] (the handle handlers use), [`Entry`], [`Recorded`], and the writer task.
+//!
+//! One writer task owns the writes. It takes the first waiting entry, then every entry already queued
+//! (up to [`MAX_BATCH`]) without waiting for more, writes them in one [`keyless_store::Tx`] and answers
+//! each caller after the commit. Under no load a batch is one entry and costs one commit; under load
+//! the entries that arrive during a commit ride the next one, so commits per second stay bounded while
+//! exchanges per second grow. A `jti` already used (by an earlier batch or earlier in the same batch)
+//! does not abort the batch: that entry's token is not stored and its replay event is written instead.
+//! If a batch fails as a whole, its entries are retried one by one, so one bad entry fails alone.
+
+use std::sync::Arc;
+
+use keyless_core::id::IssuerId;
+use keyless_store::access_token::AccessTokenRecord;
+use keyless_store::activity::Activity;
+use keyless_store::{Store, StoreError};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// The most entries one transaction carries.
+pub const MAX_BATCH: usize = 512;
+/// How many entries may wait for the writer before callers wait to enqueue.
+const QUEUE: usize = 8192;
+
+/// A `jti` to record as used until `keep_until`, and the event to write instead of the grant's when it
+/// was already used.
+#[derive(Debug, Clone)]
+pub struct JtiUse {
+    /// The issuer whose token carried it.
+    pub issuer_id: IssuerId,
+    /// The `jti`.
+    pub jti: String,
+    /// When it may be forgotten (the token's `exp` plus leeway).
+    pub keep_until: i64,
+    /// The replay's event.
+    pub replay_event: Activity,
+}
+
+/// What to write.
+#[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "most entries are grants; boxing them would add an allocation per exchange"
+)]
+pub enum Entry {
+    /// A granted exchange: burn the `jti` (if any), store the token and the success event — or, when
+    /// the `jti` was already used, only the replay's event.
+    Grant {
+        /// The `jti` to burn.
+        jti: Option<JtiUse>,
+        /// The token's stored form.
+        token: AccessTokenRecord,
+        /// The success event.
+        event: Activity,
+    },
+    /// An event alone (a refused exchange, a revocation's trace).
+    Event(Activity),
+}
+
+/// What became of an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Written as asked.
+    Committed,
+    /// The `jti` was already used: the token was not stored, the replay event was.
+    Replayed,
+}
+
+/// Why an entry was not written.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RecordError {
+    /// The database refused or failed the write.
+    #[error("writing to the database failed: {0}")]
+    Store(Arc<StoreError>),
+    /// The writer task has stopped (the server is shutting down).
+    #[error("the writer has stopped")]
+    Stopped,
+}
+
+struct Job {
+    entry: Entry,
+    done: oneshot::Sender<Result<Recorded, RecordError>>,
+}
+
+/// The handle to the writer task; cheap to clone. The task ends when every handle is dropped and the
+/// queue is drained.
+#[derive(Clone)]
+pub struct Recorder {
+    sender: mpsc::Sender<Job>,
+}
+
+impl Recorder {
+    /// Starts the writer task on `store`.
+    pub fn start(store: Store) -> (Recorder, JoinHandle<()>) {
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        (Recorder { sender }, tokio::spawn(write_loop(store, receiver)))
+    }
+
+    /// Writes `entry` and returns once it is committed (or failed).
+    pub async fn record(&self, entry: Entry) -> Result<Recorded, RecordError> {
+        let (done, outcome) = oneshot::channel();
+        self.sender
+            .send(Job { entry, done })
+            .await
+            .map_err(|_| RecordError::Stopped)?;
+        outcome.await.map_err(|_| RecordError::Stopped)?
+    }
+}
+
+async fn write_loop(store: Store, mut receiver: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = receiver.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        metrics::histogram!("keyless_group_commit_entries").record(batch.len() as f64);
+        let entries: Vec<&Entry> = batch.iter().map(|job| &job.entry).collect();
+        match write(&store, &entries).await {
+            Ok(outcomes) => {
+                for (job, outcome) in batch.drain(..).zip(outcomes) {
+                    let _ = job.done.send(Ok(outcome));
+                }
+            }
+            Err(error) if batch.len() == 1 => {
+                let error = RecordError::Store(Arc::new(error));
+                for job in batch.drain(..) {
+                    let _ = job.done.send(Err(error.clone()));
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, entries = batch.len(), "a group commit failed; retrying its entries one by one");
+                for job in batch.drain(..) {
+                    let outcome = match write(&store, &[&job.entry]).await {
+                        Ok(outcomes) => outcomes.into_iter().next().ok_or(RecordError::Stopped),
+                        Err(error) => Err(RecordError::Store(Arc::new(error))),
+                    };
+                    let _ = job.done.send(outcome);
+                }
+            }
+        }
+    }
+}
+
+async fn write(store: &Store, entries: &[&Entry]) -> Result<Vec<Recorded>, StoreError> {
+    let mut tx = store.begin().await?;
+    let mut events = Vec::with_capacity(entries.len());
+    let mut outcomes = Vec::with_capacity(entries.len());
+    for entry in entries {
+        match entry {
+            Entry::Grant { jti, token, event } => {
+                if let Some(jti) = jti {
+                    match tx.jti_record(&jti.issuer_id, &jti.jti, jti.keep_until).await {
+                        Ok(()) => {}
+                        Err(StoreError::Conflict { .. }) => {
+                            events.push(jti.replay_event.clone());
+                            outcomes.push(Recorded::Replayed);
+                            continue;
+                        }
+                        Err(error) => return Err(error),
+                    }
+                }
+                tx.access_token_create(token).await?;
+                events.push(event.clone());
+                outcomes.push(Recorded::Committed);
+            }
+            Entry::Event(event) => {
+                events.push(event.clone());
+                outcomes.push(Recorded::Committed);
+            }
+        }
+    }
+    tx.activity_append_many(&events).await?;
+    tx.commit().await?;
+    Ok(outcomes)
+}
