@@ -20,14 +20,13 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use keyless_core::scope::ORG_ADMIN;
-use keyless_store::StoreError;
 use keyless_store::access_token::AccessTokenRecord;
 
 use crate::clock;
 use crate::http::error::ApiError;
 use crate::http::request_id::RequestId;
 use crate::service::admin::{Actor, Ctx};
-use crate::service::token;
+use crate::service::{access, token};
 use crate::state::AppState;
 
 /// The actor ID of the bootstrap admin token (as `service::bootstrap` records it).
@@ -64,14 +63,11 @@ pub(crate) async fn authenticate(
         })
         .filter(|token| token::looks_valid(token))
         .ok_or_else(|| ApiError::authentication("malformed bearer token"))?;
-    let record = match state.store.access_token_get(&token::hash(text)).await {
-        Ok(record) => record,
-        Err(StoreError::NotFound) => return Err(invalid_token()),
+    let record = match access::active_token(state, text, now).await {
+        Ok(Some(record)) => record,
+        Ok(None) => return Err(invalid_token()),
         Err(error) => return Err(ApiError::internal(format!("reading an access token: {error}"))),
     };
-    if !record.is_active(now) || record.organization_id != state.organization_id {
-        return Err(invalid_token());
-    }
     if let Some(scope) = required_scope
         && !record.scope.contains(scope)
     {

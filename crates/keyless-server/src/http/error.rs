@@ -143,6 +143,11 @@ impl ApiError {
 
     /// Its caller-safe message.
     #[allow(dead_code, reason = "read by unit tests")]
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The message shown to the caller.
     pub(crate) fn message(&self) -> &str {
         &self.message
     }

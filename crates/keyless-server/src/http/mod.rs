@@ -1,10 +1,13 @@
 //! The HTTP surface: thin handlers that read the state and answer. Modules mirror the URL tree.
 //!
 //! - `health`: `/healthz` (the process answers) and `/readyz` (the database answers).
-//! - `well_known`: `/.well-known/jwks.json`, the public keys of keyless's own tokens.
-//! - `oauth`: `/v1/oauth/token` (the exchange).
+//! - `well_known`: `/.well-known/jwks.json` (the public keys of keyless's own tokens) and
+//!   `/.well-known/oauth-authorization-server` (RFC 8414 metadata).
+//! - `oauth`: `/v1/oauth/token` (the exchange), `/v1/oauth/introspect`, `/v1/oauth/revoke`.
 //! - `metrics`: `/metrics` (Prometheus) and the per-request measurements.
-//! - `admin`: the Admin API under `/v1/organizations/` (service accounts, issuers, rules).
+//! - `admin`: the Admin API under `/v1/organizations/` (service accounts, issuers, rules);
+//!   `activities`: the activity feed.
+//! - `openapi`: `/v1/openapi.json`, generated from its table of every operation.
 //! - `auth`: bearer-token authentication (`AdminCaller`, `authenticate`); `error`: `ApiError`, the
 //!   Admin API's error shape, and the middleware that puts the request ID into it.
 //! - [`request_id`]: the `Request-Id` of every response.
@@ -19,6 +22,7 @@ pub(crate) mod error;
 mod health;
 mod metrics;
 pub(crate) mod oauth;
+mod openapi;
 pub mod request_id;
 mod well_known;
 
@@ -35,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .merge(metrics::routes())
         .merge(admin::routes())
         .merge(activities::routes())
+        .merge(openapi::routes(&state))
         .fallback(error::not_found)
         .route_layer(middleware::from_fn(metrics::measure))
         .with_state(state)

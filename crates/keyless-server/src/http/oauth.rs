@@ -35,6 +35,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::{Value, json};
 
 use crate::clock;
+use crate::http::auth;
 use crate::http::request_id::RequestId;
 use crate::service::access;
 use crate::service::exchange::{self, ExchangeError, TokenRequest};
@@ -129,33 +130,19 @@ async fn introspect(
     body: Bytes,
 ) -> Response {
     let now = clock::now_unix();
-    let caller = match bearer(&headers) {
-        Some(bearer) => access::active_token(&state, bearer, now).await,
-        None => Ok(None),
-    };
-    match caller {
-        Ok(Some(caller)) if caller.scope.contains(scope::ORG_ADMIN) => {}
-        Ok(Some(_)) => {
-            return oauth_error(
-                StatusCode::FORBIDDEN,
-                "insufficient_scope",
-                "introspection needs an org:admin token",
-                &request_id,
-            );
-        }
-        Ok(None) => {
-            let mut response = oauth_error(
-                StatusCode::UNAUTHORIZED,
-                "invalid_token",
-                "introspection needs a bearer token",
-                &request_id,
-            );
+    if let Err(refusal) = auth::authenticate(&state, &headers, Some(scope::ORG_ADMIN), now).await {
+        let (status, error) = match refusal.status() {
+            StatusCode::UNAUTHORIZED => (StatusCode::UNAUTHORIZED, "invalid_token"),
+            StatusCode::FORBIDDEN => (StatusCode::FORBIDDEN, "insufficient_scope"),
+            _ => return unavailable(&request_id, &refusal),
+        };
+        let mut response = oauth_error(status, error, refusal.message(), &request_id);
+        if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
-            return response;
         }
-        Err(error) => return unavailable(&request_id, &error),
+        return response;
     }
     let token = match token_param(&headers, &body) {
         Ok(token) => token,
@@ -200,12 +187,6 @@ fn token_param(headers: &HeaderMap, body: &[u8]) -> Result<String, String> {
         .map(|token| token.trim().to_owned())
         .filter(|token| !token.is_empty())
         .ok_or_else(|| "the token parameter is required".to_owned())
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 fn oauth_error(status: StatusCode, error: &str, description: &str, request_id: &RequestId) -> Response {

@@ -1040,3 +1040,64 @@ async fn admin_pagination() {
         pagination(db).await;
     }
 }
+
+/// `POST /federation_issuers/verify` dry-runs discovery and the JWKS against a real loopback issuer,
+/// reports keys and problems, and creates nothing.
+async fn issuer_verify(db: Db) {
+    let site = Site::new(db);
+    let admin = Admin::start(&site, db).await;
+    let oidc = crate::oidc::OidcIssuer::start().await;
+    let verify = format!("{ISSUERS}/verify");
+
+    let (status, report) = admin
+        .app
+        .post_authed(&admin.token, &verify, &json!({ "issuer_url": oidc.issuer_url() }))
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["jwks_uri"], oidc.jwks_url().as_str(), "{report}");
+    assert_eq!(report["keys"][0]["kid"], oidc.current_kid().as_str(), "{report}");
+    assert_eq!(report["problems"], json!([]));
+
+    oidc.set_outage(true);
+    let (status, report) = admin
+        .app
+        .post_authed(&admin.token, &verify, &json!({ "issuer_url": oidc.issuer_url() }))
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["ok"], false, "{report}");
+    assert_eq!(report["keys"], json!([]));
+    assert!(!report["problems"].as_array().unwrap().is_empty(), "{report}");
+    oidc.set_outage(false);
+
+    let (status, body) = admin
+        .app
+        .post_authed(&admin.token, &verify, &json!({ "issuer_url": "ftp://example.com" }))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().starts_with("issuer_url:"),
+        "{body}"
+    );
+
+    let (status, page) = admin.app.get_authed(&admin.token, ISSUERS).await;
+    assert_eq!(status, 200);
+    assert_eq!(page["data"], json!([]), "verify creates nothing");
+    let unauthenticated = admin
+        .app
+        .http
+        .post(admin.app.url(&verify))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+    admin.app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_issuer_verify() {
+    for db in databases() {
+        issuer_verify(db).await;
+    }
+}

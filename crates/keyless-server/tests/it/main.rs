@@ -16,5 +16,6 @@ mod harness;
 mod interop;
 mod jwks;
 mod oidc;
+mod openapi;
 mod rejections;
 mod serve;

@@ -5,10 +5,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::Value;
 
+use crate::clock;
 use crate::http::admin::list_params;
 use crate::http::auth::AdminCaller;
 use crate::http::error::{ApiError, ApiJson, ApiPath};
-use crate::service::admin::issuers::{self, IssuerCreate, IssuerUpdate};
+use crate::service::admin::issuers::{self, IssuerCreate, IssuerUpdate, IssuerVerify};
 use crate::state::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -17,6 +18,7 @@ pub(super) fn routes() -> Router<AppState> {
             "/v1/organizations/federation_issuers",
             post(issuer_create).get(issuer_list),
         )
+        .route("/v1/organizations/federation_issuers/verify", post(issuer_verify))
         .route(
             "/v1/organizations/federation_issuers/{id}",
             get(issuer_get).post(issuer_update),
@@ -67,4 +69,12 @@ async fn issuer_archive(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(issuers::archive(&admin.ctx(&state), &id).await?))
+}
+
+async fn issuer_verify(
+    State(state): State<AppState>,
+    _admin: AdminCaller,
+    ApiJson(body): ApiJson<IssuerVerify>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(issuers::verify(&state, body, clock::now_unix()).await?))
 }

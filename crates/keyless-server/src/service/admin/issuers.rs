@@ -1,7 +1,7 @@
-//! Federation issuers: create, list, get, update, archive.
+//! Federation issuers: create, list, get, update, archive, and verify (a dry run of a configuration).
 //!
 //! Parts: [`IssuerCreate`], [`IssuerUpdate`] (the request bodies), [`view`] (the wire object), then
-//! [`create`], [`list`], [`get`], [`update`], [`archive`].
+//! [`create`], [`list`], [`get`], [`update`], [`archive`], [`verify`].
 //!
 //! Checks: `name` is a [`Name`]; `issuer_url` passes the server's URL policy ([`check_url`]) and carries
 //! no query or fragment, and is stored exactly as given (it must equal `iss` byte for byte); `jwks` is a
@@ -24,6 +24,7 @@ use serde_json::{Map, Value, json};
 use crate::service::admin::{
     AdminError, Ctx, ListParams, audit_fields, changes, missing, new_id, page_view, record, time,
 };
+use crate::service::jwks;
 use crate::service::jwks::source::{JwksSource, UrlPolicy, check_url};
 use crate::state::AppState;
 
@@ -72,6 +73,17 @@ pub struct IssuerUpdate {
     /// `max_jwt_lifetime_seconds`.
     #[serde(default)]
     pub max_jwt_lifetime_seconds: Option<i64>,
+}
+
+/// `POST /v1/organizations/federation_issuers/verify`: an issuer configuration to dry-run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerVerify {
+    /// `issuer_url`.
+    pub issuer_url: String,
+    /// `jwks`; absent means `{type: discovery}`.
+    #[serde(default)]
+    pub jwks: Option<Value>,
 }
 
 /// The wire object.
@@ -185,6 +197,21 @@ pub async fn create(ctx: &Ctx<'_>, body: IssuerCreate) -> Result<Value, AdminErr
     Ok(view)
 }
 
+/// Dry-runs discovery and the JWKS fetch for a configuration, through the same URL policy, SSRF guard
+/// and limits as the key cache, and reports the keys found and the problems; creates and caches nothing.
+/// A configuration that fails the write-time checks is refused (400) like a create.
+pub async fn verify(state: &AppState, body: IssuerVerify, now: i64) -> Result<Value, AdminError> {
+    let issuer_url = check_issuer_url(&body.issuer_url, state.url_policy)?;
+    let source = JwksSource::parse(
+        &body.jwks.unwrap_or_else(|| json!({"type": "discovery"})),
+        state.url_policy,
+    )
+    .map_err(|error| AdminError::Invalid(error.to_string()))?;
+    let settings = state.issuer_keys.settings().fetch;
+    let report = jwks::verify::verify(&issuer_url, &source, state.url_policy, settings, now).await;
+    serde_json::to_value(report).map_err(|error| AdminError::Internal(error.to_string()))
+}
+
 /// A page of issuers.
 pub async fn list(state: &AppState, params: &ListParams) -> Result<Value, AdminError> {
     let page = state.store.issuer_list(&state.organization_id, &params.list).await?;
@@ -283,6 +310,7 @@ pub async fn update(ctx: &Ctx<'_>, id: &str, body: IssuerUpdate) -> Result<Value
     )
     .await?;
     tx.commit().await?;
+    ctx.state.issuer_keys.forget(&id);
     Ok(after_view)
 }
 
@@ -321,6 +349,7 @@ pub async fn archive(ctx: &Ctx<'_>, id: &str) -> Result<Value, AdminError> {
     )
     .await?;
     tx.commit().await?;
+    ctx.state.issuer_keys.forget(&id);
     Ok(view)
 }
 
