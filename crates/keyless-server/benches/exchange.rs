@@ -165,8 +165,19 @@ impl Server {
             .strip_prefix("LISTENING ")
             .expect("the server prints its address")
             .to_owned();
-        let bootstrap: Value =
-            serde_json::from_str(&std::fs::read_to_string(data_dir.join("bootstrap.json")).unwrap()).unwrap();
+        // The address is printed before the server opens its storage: wait for the bootstrap file.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let bootstrap: Value = loop {
+            let read = std::fs::read_to_string(data_dir.join("bootstrap.json")).ok();
+            if let Some(bootstrap) = read.and_then(|text| serde_json::from_str(&text).ok()) {
+                break bootstrap;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server wrote no bootstrap.json within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
         Server {
             child,
             base_url: format!("http://{address}"),

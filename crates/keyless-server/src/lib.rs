@@ -3,13 +3,18 @@
 //! Parts, in reading order:
 //! - [`config`]: the server's settings, layered defaults → `keyless.toml` → `KEYLESS_*` environment
 //!   (`__` for nesting) → command-line flags, parsed raw then validated.
-//! - [`service`]: the logic behind the handlers — signing keys sealed at rest ([`service::keys`]),
-//!   access tokens ([`service::token`]), the first start ([`service::bootstrap`]).
+//! - [`service`]: the logic behind the handlers — the exchange ([`service::exchange`]) and its group
+//!   commit ([`service::recorder`]), issuer keys ([`service::jwks`]), the Admin API
+//!   ([`service::admin`]), introspection and revocation ([`service::access`]), signing keys sealed at
+//!   rest ([`service::keys`]), access tokens ([`service::token`]), the first start
+//!   ([`service::bootstrap`]).
 //! - [`http`]: the router and its thin handlers; [`state`]: what they share.
 //! - [`serve`] / [`run`]: open the database, set up the organization, serve until shut down.
+//! - [`bootstrap_admin_rule`]: `keyless bootstrap admin-rule` — the same storage and organization,
+//!   no serving: the first `org:admin` automation ([`service::bootstrap::admin_rule`]).
 //!
-//! Built so far: health, readiness and the JWKS endpoint on the embedded SQLite default or
-//! PostgreSQL. The token exchange and the Admin API are next (issue "The token service").
+//! On the embedded SQLite default or PostgreSQL: the token exchange, introspection, revocation, the
+//! Admin API, the activity feed, health, readiness, metrics, the well-known documents and OpenAPI.
 //! Must not: know SQL (that is `keyless-store`), or decide an exchange (that is `keyless-core`).
 
 mod clock;
@@ -28,7 +33,7 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, Database};
-use crate::service::bootstrap::{self, BootstrapError};
+use crate::service::bootstrap::{self, AdminRuleError, AdminRuleOutcome, AdminRuleRequest, BootstrapError};
 use crate::service::jwks::IssuerKeys;
 use crate::service::jwks::poll;
 use crate::service::jwks::source::UrlPolicy;
@@ -149,6 +154,60 @@ pub async fn run(
     store.close().await;
     tracing::info!("keyless stopped");
     Ok(())
+}
+
+/// `keyless bootstrap admin-rule`: checks `request`, then opens the storage `config` names exactly as
+/// [`run`] does (creating the organization and `bootstrap.json` on a first start), builds the state
+/// without serving or polling, and creates or reuses the issuer, admin service account and `org:admin`
+/// rule through the Admin API's service functions. Nothing is opened or written when the request is
+/// refused by its checks. Safe while a server runs on the same storage (SQLite WAL, or PostgreSQL).
+pub async fn bootstrap_admin_rule(
+    config: Config,
+    request: AdminRuleRequest,
+    now: i64,
+) -> Result<AdminRuleOutcome, AdminRuleError> {
+    let url_policy = UrlPolicy {
+        allow_insecure: config.allow_insecure_urls,
+    };
+    let admin_rule = request.check(url_policy)?;
+    prepare_data_dir(&config.data_dir)?;
+    let store = match &config.database {
+        Database::Sqlite(path) => Store::open_sqlite(path).await,
+        Database::Postgres(url) => Store::connect(url.expose_secret()).await,
+    }
+    .map_err(ServeError::from)?;
+    let outcome = async {
+        let kek = KeyEncryptionKey::load(&config.kek).map_err(ServeError::from)?;
+        let organization = bootstrap::ensure_organization(&store, &kek, &config.data_dir, now)
+            .await
+            .map_err(ServeError::from)?;
+        let keys: Vec<&keyless_jose::SigningKey> = organization.signing_keys.iter().collect();
+        // Nothing is recorded through the recorder here; its writer ends once the state is dropped.
+        let (recorder, writer) = Recorder::start(store.clone());
+        let state = AppState {
+            store: store.clone(),
+            organization_id: organization.id.clone(),
+            default_workspace_id: organization.default_workspace_id.clone(),
+            public_url: Arc::from(config.public_url.as_str()),
+            url_policy,
+            public_jwks: Arc::new(keyless_jose::public_jwks(&keys)),
+            recorder,
+            rules: Arc::default(),
+            issuer_keys: Arc::new(IssuerKeys::new(config.jwks, url_policy)),
+        };
+        let outcome = bootstrap::admin_rule(&state, &admin_rule, now).await;
+        drop(state);
+        if writer.await.is_err() {
+            tracing::error!("the activity writer ended abnormally");
+        }
+        outcome.map(|outcome| AdminRuleOutcome {
+            bootstrap_file: organization.bootstrap_file,
+            ..outcome
+        })
+    }
+    .await;
+    store.close().await;
+    outcome
 }
 
 /// Creates the data directory (mode 0700) when missing; warns when an existing one is open to others.

@@ -59,25 +59,49 @@ fn decode(row: &dyn Row) -> Result<AccessTokenRecord, StoreError> {
     })
 }
 
+/// The most tokens in one statement (9 parameters each, far below either backend's limit).
+const CREATE_CHUNK: usize = 500;
+
 impl Tx {
     /// Stores an issued token; an existing hash is a [`StoreError::Conflict`] on `hash`, an object it names
     /// that is not in its organization is [`StoreError::NotFound`].
     pub async fn access_token_create(&mut self, token: &AccessTokenRecord) -> Result<(), StoreError> {
-        let query = Query::new(
-            "INSERT INTO access_tokens (hash, organization_id, workspace_id, service_account_id, rule_id, scope, \
-             created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .arg(token.hash.as_slice())
-        .arg(token.organization_id.as_str())
-        .arg(token.workspace_id.as_ref().map(WorkspaceId::as_str))
-        .arg(token.service_account_id.as_ref().map(ServiceAccountId::as_str))
-        .arg(token.rule_id.as_ref().map(RuleId::as_str))
-        .arg(token.scope.to_string())
-        .arg(token.created_at)
-        .arg(token.expires_at)
-        .arg(token.revoked_at)
-        .on_key_conflict("hash");
-        self.conn().execute(&query).await.map(drop)
+        self.access_token_create_many(std::slice::from_ref(token)).await
+    }
+
+    /// Stores issued tokens, one statement per chunk, with the errors of [`Tx::access_token_create`].
+    pub async fn access_token_create_many(&mut self, tokens: &[AccessTokenRecord]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        for chunk in tokens.chunks(CREATE_CHUNK) {
+            let mut query = Query::new(
+                "INSERT INTO access_tokens (hash, organization_id, workspace_id, service_account_id, rule_id, scope, \
+                 created_at, expires_at, revoked_at) VALUES ",
+            )
+            .on_key_conflict("hash");
+            for (idx, token) in chunk.iter().enumerate() {
+                query.push_sql(if idx == 0 { "(" } else { ", (" });
+                query.push_arg(token.hash.as_slice());
+                query.push_sql(", ");
+                query.push_arg(token.organization_id.as_str());
+                query.push_sql(", ");
+                query.push_arg(token.workspace_id.as_ref().map(WorkspaceId::as_str));
+                query.push_sql(", ");
+                query.push_arg(token.service_account_id.as_ref().map(ServiceAccountId::as_str));
+                query.push_sql(", ");
+                query.push_arg(token.rule_id.as_ref().map(RuleId::as_str));
+                query.push_sql(", ");
+                query.push_arg(token.scope.to_string());
+                query.push_sql(", ");
+                query.push_arg(token.created_at);
+                query.push_sql(", ");
+                query.push_arg(token.expires_at);
+                query.push_sql(", ");
+                query.push_arg(token.revoked_at);
+                query.push_sql(")");
+            }
+            conn.execute(&query).await?;
+        }
+        Ok(())
     }
 
     /// Revokes the token with `hash` at `at`; returns `false` when it already was revoked (the first

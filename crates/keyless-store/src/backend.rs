@@ -115,6 +115,7 @@ impl Pools {
             .foreign_keys(true);
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await
             .map_err(|e| classify(e, Conflicts::NONE))?;
@@ -122,8 +123,11 @@ impl Pools {
             .run(&write)
             .await
             .map_err(|e| StoreError::Unavailable(BackendError::new(e)))?;
+        // A SQLite connection is a file handle that cannot go stale: no ping before each checkout
+        // (with sqlx's default, every checkout costs a round trip to the connection's worker thread).
         let read = SqlitePoolOptions::new()
             .max_connections(SQLITE_READERS)
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(|e| classify(e, Conflicts::NONE))?;

@@ -103,7 +103,11 @@ fn decode(row: &dyn Row) -> Result<IssuerRecord, StoreError> {
     })
 }
 
-async fn get(conn: &mut Conn<'_>, organization_id: &OrganizationId, id: &IssuerId) -> Result<IssuerRecord, StoreError> {
+pub(crate) async fn get(
+    conn: &mut Conn<'_>,
+    organization_id: &OrganizationId,
+    id: &IssuerId,
+) -> Result<IssuerRecord, StoreError> {
     let query = Query::new(concat!(
         "SELECT ",
         columns!(),

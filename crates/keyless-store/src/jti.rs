@@ -1,13 +1,17 @@
 //! `jti` records: the single-use check of presented tokens (replay protection).
 //!
-//! Parts: [`Tx::jti_record`] (a unique insert: the first use wins, a replay is a conflict) and
+//! Parts: [`Tx::jti_record_many`] (a group commit's uses in one statement per chunk: the first use
+//! wins, each replay is reported), [`Tx::jti_record`] (one use; a replay is a conflict) and
 //! [`Store::jti_purge`].
 //!
-//! The insert is `ON CONFLICT DO NOTHING` and a replay is reported from the row count, so a replay does
+//! The insert is `ON CONFLICT DO NOTHING … RETURNING`, and a replay is a use that was not returned, so a
+//! replay does
 //! not abort the surrounding transaction: a group commit of many exchanges can record every `jti` and
 //! mint every other token in one transaction. Concurrent first uses of one `jti` serialize on the primary
 //! key (PostgreSQL waits for the first inserter's commit; SQLite has one writer), so exactly one wins.
 //! A record is kept until `keep_until` (the token's `exp` plus leeway, after which it is expired anyway).
+
+use std::collections::HashSet;
 
 use keyless_core::id::IssuerId;
 
@@ -15,21 +19,50 @@ use crate::backend::Query;
 use crate::error::StoreError;
 use crate::store::{Store, Tx};
 
+/// The most uses in one statement (3 parameters each, far below either backend's limit).
+const CHUNK: usize = 500;
+
 impl Tx {
     /// Records the use of `jti` from `issuer_id`, kept until `keep_until` (Unix seconds). A `jti` already
     /// recorded for that issuer is a [`StoreError::Conflict`] on `jti`, and the transaction stays usable.
     pub async fn jti_record(&mut self, issuer_id: &IssuerId, jti: &str, keep_until: i64) -> Result<(), StoreError> {
-        let query = Query::new(
-            "INSERT INTO jti_records (issuer_id, jti, keep_until) VALUES ($1, $2, $3) \
-             ON CONFLICT (issuer_id, jti) DO NOTHING",
-        )
-        .arg(issuer_id.as_str())
-        .arg(jti)
-        .arg(keep_until);
-        match self.conn().execute(&query).await? {
-            0 => Err(StoreError::Conflict { what: "jti" }),
-            _ => Ok(()),
+        match self.jti_record_many(&[(issuer_id, jti, keep_until)]).await?.as_slice() {
+            [true] => Ok(()),
+            _ => Err(StoreError::Conflict { what: "jti" }),
         }
+    }
+
+    /// Records many uses `(issuer_id, jti, keep_until)`; returns, in order, whether each was the first
+    /// use (`false`: recorded before, by an earlier transaction or an earlier use in `uses`). A replay
+    /// does not abort the transaction.
+    pub async fn jti_record_many(&mut self, uses: &[(&IssuerId, &str, i64)]) -> Result<Vec<bool>, StoreError> {
+        let mut first_uses = Vec::with_capacity(uses.len());
+        let mut conn = self.conn();
+        for chunk in uses.chunks(CHUNK) {
+            let mut query = Query::new("INSERT INTO jti_records (issuer_id, jti, keep_until) VALUES ");
+            for (idx, (issuer_id, jti, keep_until)) in chunk.iter().enumerate() {
+                query.push_sql(if idx == 0 { "(" } else { ", (" });
+                query.push_arg(issuer_id.as_str());
+                query.push_sql(", ");
+                query.push_arg(*jti);
+                query.push_sql(", ");
+                query.push_arg(*keep_until);
+                query.push_sql(")");
+            }
+            query.push_sql(" ON CONFLICT (issuer_id, jti) DO NOTHING RETURNING issuer_id, jti");
+            let mut inserted: HashSet<(String, String)> = conn
+                .fetch_returning(&query, |row| Ok((row.text("issuer_id")?, row.text("jti")?)))
+                .await?
+                .into_iter()
+                .collect();
+            // A `jti` used twice in one chunk is inserted once: its first use takes the returned row.
+            first_uses.extend(
+                chunk
+                    .iter()
+                    .map(|(issuer_id, jti, _)| inserted.remove(&(issuer_id.as_str().to_owned(), (*jti).to_owned()))),
+            );
+        }
+        Ok(first_uses)
     }
 }
 

@@ -22,7 +22,9 @@ use keyless_core::scope::ScopeSet;
 use crate::audit::{self, Audit};
 use crate::backend::{Conn, Query, Row};
 use crate::error::{BackendError, StoreError};
+use crate::issuer::{self, IssuerRecord};
 use crate::page::{ListQuery, Page};
+use crate::service_account::{self, ServiceAccountRecord};
 use crate::store::{Store, Tx};
 
 /// A stored federation rule.
@@ -309,6 +311,22 @@ impl Store {
     /// The rule `id`.
     pub async fn rule_get(&self, organization_id: &OrganizationId, id: &RuleId) -> Result<RuleRecord, StoreError> {
         get(&mut self.read().await?.conn(), organization_id, id).await
+    }
+
+    /// A rule with its issuer and its service account, read on one connection: the token exchange's
+    /// reads in one pool checkout. [`StoreError::NotFound`] when the rule does not exist (its issuer
+    /// and service account always do: the foreign keys say so).
+    pub async fn rule_get_with_parties(
+        &self,
+        organization_id: &OrganizationId,
+        id: &RuleId,
+    ) -> Result<(RuleRecord, IssuerRecord, ServiceAccountRecord), StoreError> {
+        let mut pooled = self.read().await?;
+        let mut conn = pooled.conn();
+        let rule = get(&mut conn, organization_id, id).await?;
+        let issuer = issuer::get(&mut conn, organization_id, &rule.issuer_id).await?;
+        let service_account = service_account::get(&mut conn, organization_id, &rule.service_account_id).await?;
+        Ok((rule, issuer, service_account))
     }
 
     /// A page of the organization's rules matching `filter`, newest first.

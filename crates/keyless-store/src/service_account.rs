@@ -159,7 +159,7 @@ fn decode_membership(row: &dyn Row) -> Result<WorkspaceMembership, StoreError> {
     })
 }
 
-async fn get(
+pub(crate) async fn get(
     conn: &mut Conn<'_>,
     organization_id: &OrganizationId,
     id: &ServiceAccountId,

@@ -5,8 +5,8 @@
 //! every flag has an environment variable. Exit codes: 0 success, 1 a local error or an invalid
 //! token, 2 a usage error (clap's own code), and later 2 for server errors too.
 //!
-//! Parts: `serve` (`keyless serve`), `inspect` (`keyless token inspect`), `clock` (the one place
-//! that reads the time).
+//! Parts: `serve` (`keyless serve`), `bootstrap` (`keyless bootstrap admin-rule`), `inspect`
+//! (`keyless token inspect`), `clock` (the one place that reads the time).
 
 #![allow(
     clippy::print_stdout,
@@ -14,6 +14,7 @@
     reason = "a command-line tool talks to its terminal"
 )]
 
+mod bootstrap;
 mod clock;
 mod inspect;
 mod serve;
@@ -34,9 +35,33 @@ struct Cli {
 enum Command {
     /// Run the keyless server (embedded SQLite and loopback by default).
     Serve(serve::ServeArgs),
+    /// Set up what a new server needs, offline, on its own storage (the server may be running or not).
+    #[command(subcommand)]
+    Bootstrap(BootstrapCommand),
     /// Work with tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum BootstrapCommand {
+    /// Give one automation workload org:admin: a federation issuer, an admin service account and an
+    /// org:admin federation rule matching exactly one subject.
+    ///
+    /// Works on the storage `keyless serve` uses (--data-dir, --config, --database-url and their
+    /// environment variables mean the same), whether the server is running or not; on an empty data
+    /// directory it first sets the organization up as a first start does (bootstrap.json included).
+    /// Every object is created as through the Admin API, with the actor `keyless-bootstrap-cli`.
+    ///
+    /// Reuse: an active issuer with the same issuer URL, an active admin service account with the same
+    /// name, and a rule with the same name that already grants org:admin to the same subject (same
+    /// issuer, audience and service account) — so running it twice is a no-op. Anything else under a
+    /// requested name (a developer service account, an archived object, a rule that differs) is refused
+    /// and nothing is changed.
+    ///
+    /// Exit status: 0 when the three objects exist, 1 on any error (one line on stderr), 2 on a usage
+    /// error.
+    AdminRule(bootstrap::AdminRuleArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -52,6 +77,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Bootstrap(BootstrapCommand::AdminRule(args)) => bootstrap::run(args),
         Command::Token(TokenCommand::Inspect(args)) => inspect::run(args),
     }
 }

@@ -283,12 +283,12 @@ async fn attempt(
     let limits = Limits::default();
     let request = parse_request(state, raw)?;
 
-    let rule_record = match state
+    let (rule_record, issuer_record, service_account) = match state
         .store
-        .rule_get(&request.organization_id, &request.federation_rule_id)
+        .rule_get_with_parties(&request.organization_id, &request.federation_rule_id)
         .await
     {
-        Ok(rule) => rule,
+        Ok(found) => found,
         Err(StoreError::NotFound) => {
             return Err(rejected(Rejection::new(
                 RejectionCode::RuleNotFound,
@@ -300,17 +300,7 @@ async fn attempt(
         Err(error) => return Err(unavailable(error)),
     };
     trace.set("issuer_id", Value::from(rule_record.issuer_id.as_str()));
-    let issuer_record = state
-        .store
-        .issuer_get(&request.organization_id, &rule_record.issuer_id)
-        .await
-        .map_err(unavailable)?;
-    let service_account = state
-        .store
-        .service_account_get(&request.organization_id, &rule_record.service_account_id)
-        .await
-        .map_err(unavailable)?
-        .to_service_account();
+    let service_account = service_account.to_service_account();
     let rule = state.rules.rule(rule_record).map_err(rejected)?;
     let issuer = issuer_record.to_issuer();
     exchange::check_consistency(&request, &issuer, &rule, &service_account).map_err(rejected)?;

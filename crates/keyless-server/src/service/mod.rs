@@ -8,7 +8,8 @@
 //! - [`exchange`]: the token exchange, from request to recorded outcome.
 //! - [`recorder`]: group commit of exchange outcomes and their activity events.
 //! - [`bootstrap`]: the first start (organization, default workspace, signing key, one-time admin
-//!   token) and loading the organization on every start.
+//!   token), loading the organization on every start, and the offline first org:admin automation
+//!   (`keyless bootstrap admin-rule`).
 
 pub mod access;
 pub mod admin;

@@ -148,27 +148,36 @@ async fn write_loop(store: Store, mut receiver: mpsc::Receiver<Job>) {
     }
 }
 
+/// Writes a batch in one transaction and three statements per chunk: the `jti` uses, the tokens, the
+/// events. A grant whose `jti` turns out used stores no token; its replay event is written instead.
 async fn write(store: &Store, entries: &[&Entry]) -> Result<Vec<Recorded>, StoreError> {
     let mut tx = store.begin().await?;
+    let uses: Vec<(&IssuerId, &str, i64)> = entries
+        .iter()
+        .filter_map(|entry| match entry {
+            Entry::Grant { jti: Some(jti), .. } => Some((&jti.issuer_id, jti.jti.as_str(), jti.keep_until)),
+            _ => None,
+        })
+        .collect();
+    let mut first_uses = tx.jti_record_many(&uses).await?.into_iter();
+    let mut tokens = Vec::with_capacity(entries.len());
     let mut events = Vec::with_capacity(entries.len());
     let mut outcomes = Vec::with_capacity(entries.len());
     for entry in entries {
         match entry {
             Entry::Grant { jti, token, event } => {
-                if let Some(jti) = jti {
-                    match tx.jti_record(&jti.issuer_id, &jti.jti, jti.keep_until).await {
-                        Ok(()) => {}
-                        Err(StoreError::Conflict { .. }) => {
-                            events.push(jti.replay_event.clone());
-                            outcomes.push(Recorded::Replayed);
-                            continue;
-                        }
-                        Err(error) => return Err(error),
+                let first_use = jti.is_none() || first_uses.next().unwrap_or(false);
+                match jti {
+                    Some(jti) if !first_use => {
+                        events.push(jti.replay_event.clone());
+                        outcomes.push(Recorded::Replayed);
+                    }
+                    _ => {
+                        tokens.push(token.clone());
+                        events.push(event.clone());
+                        outcomes.push(Recorded::Committed);
                     }
                 }
-                tx.access_token_create(token).await?;
-                events.push(event.clone());
-                outcomes.push(Recorded::Committed);
             }
             Entry::Event(event) => {
                 events.push(event.clone());
@@ -176,6 +185,7 @@ async fn write(store: &Store, entries: &[&Entry]) -> Result<Vec<Recorded>, Store
             }
         }
     }
+    tx.access_token_create_many(&tokens).await?;
     tx.activity_append_many(&events).await?;
     tx.commit().await?;
     Ok(outcomes)

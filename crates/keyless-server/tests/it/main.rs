@@ -17,5 +17,6 @@ mod interop;
 mod jwks;
 mod oidc;
 mod openapi;
+mod providers;
 mod rejections;
 mod serve;

@@ -214,7 +214,66 @@ async fn signing_keys(db: Db) {
     assert!(!debug.contains("7, 7"), "{debug}");
 }
 
+/// A group commit's writes: many `jti` uses and tokens in one statement each, replays reported per use
+/// (including a `jti` used twice in one call) without failing the batch.
+async fn batched_jti_uses_and_tokens(db: Db) {
+    let store = &db.store;
+    let org = harness::seed_org(store, 1).await;
+    let (issuer, account) = harness::seed_issuer_and_account(store, &org).await;
+    let mut tx = store.begin().await.unwrap();
+    tx.rule_create(&harness::rule(&org, "main", "main", &issuer, &account, NOW))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    record_jti(store, "gh", "used", NOW + 60).await.unwrap();
+
+    let (gh, gl) = (harness::issuer_id("gh"), harness::issuer_id("gl"));
+    let uses = [
+        (&gh, "a", NOW + 60),
+        (&gh, "used", NOW + 60),
+        (&gh, "b", NOW + 60),
+        (&gh, "a", NOW + 60),
+        (&gl, "a", NOW + 60),
+    ];
+    let tokens: Vec<AccessTokenRecord> = (10..15).map(|hash| token(&org, hash, NOW + 600)).collect();
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(
+        tx.jti_record_many(&uses).await.unwrap(),
+        [true, false, true, false, true]
+    );
+    assert_eq!(tx.jti_record_many(&[]).await.unwrap(), Vec::<bool>::new());
+    tx.access_token_create_many(&tokens).await.unwrap();
+    tx.commit().await.unwrap();
+    for minted in &tokens {
+        assert_eq!(&store.access_token_get(&minted.hash).await.unwrap(), minted);
+    }
+    assert!(record_jti(store, "gh", "b", NOW + 60).await.is_err());
+
+    // More uses than one statement holds: chunk boundaries keep order and first-use semantics.
+    let names: Vec<String> = (0..1200).map(|n| format!("bulk-{}", n % 1100)).collect();
+    let bulk: Vec<_> = names.iter().map(|name| (&gh, name.as_str(), NOW + 60)).collect();
+    let mut tx = store.begin().await.unwrap();
+    let first = tx.jti_record_many(&bulk).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(first.iter().filter(|fresh| **fresh).count(), 1100);
+    assert!(first[..1100].iter().all(|fresh| *fresh) && first[1100..].iter().all(|fresh| !*fresh));
+
+    // A stored hash fails the whole batch: nothing of it is kept.
+    let mut tx = store.begin().await.unwrap();
+    let clash = [token(&org, 20, NOW + 600), token(&org, 10, NOW + 600)];
+    assert!(matches!(
+        tx.access_token_create_many(&clash).await,
+        Err(StoreError::Conflict { what: "hash" })
+    ));
+    drop(tx);
+    assert!(matches!(
+        store.access_token_get(&[20; 32]).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
 conformance!(
+    batched_jti_uses_and_tokens,
     access_tokens_by_hash,
     jti_is_single_use,
     concurrent_jti_first_use_has_one_winner,

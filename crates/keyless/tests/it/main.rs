@@ -7,5 +7,6 @@
     missing_docs
 )]
 
+mod bootstrap;
 mod inspect;
 mod serve;

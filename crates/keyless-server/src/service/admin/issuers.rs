@@ -32,6 +32,9 @@ use crate::state::AppState;
 pub const TYPE: &str = "federation_issuer";
 /// The largest `max_jwt_lifetime_seconds`.
 pub const MAX_JWT_LIFETIME_SECONDS: i64 = 176_400;
+/// Google's tokens carry either `https://accounts.google.com` or this scheme-less `iss`; as `iss` must
+/// equal `issuer_url` byte for byte, it is the one `issuer_url` accepted that is not a URL.
+pub const SCHEMELESS_GOOGLE_ISSUER: &str = "accounts.google.com";
 /// The longest `issuer_url` accepted.
 pub const MAX_ISSUER_URL_LEN: usize = 2048;
 
@@ -121,17 +124,33 @@ fn parse_name(text: &str) -> Result<Name, AdminError> {
     Name::parse(text).map_err(|error| AdminError::Invalid(format!("name: {error}")))
 }
 
-/// Checks an `issuer_url` against the URL policy; returns it as given.
+/// Checks an `issuer_url` against the URL policy; returns it as given. The one exception to "a URL" is
+/// [`SCHEMELESS_GOOGLE_ISSUER`], which Google's tokens may carry as their `iss`.
 pub fn check_issuer_url(text: &str, policy: UrlPolicy) -> Result<String, AdminError> {
     let invalid = |message: &str| AdminError::Invalid(format!("issuer_url: {message}"));
     if text.len() > MAX_ISSUER_URL_LEN {
         return Err(invalid(&format!("must be at most {MAX_ISSUER_URL_LEN} bytes")));
+    }
+    if text == SCHEMELESS_GOOGLE_ISSUER {
+        return Ok(text.to_owned());
     }
     let url = check_url(text, policy).map_err(|message| invalid(&message))?;
     if url.query().is_some() || url.fragment().is_some() {
         return Err(invalid("url must not carry a query or a fragment"));
     }
     Ok(text.to_owned())
+}
+
+/// Refuses discovery for the scheme-less Google issuer: it names no place to discover from, and
+/// Google's discovery document names `https://accounts.google.com`, which such tokens do not carry.
+fn check_keys_reachable(issuer_url: &str, jwks: &Value) -> Result<(), AdminError> {
+    if issuer_url == SCHEMELESS_GOOGLE_ISSUER && jwks.get("type").and_then(Value::as_str) == Some("discovery") {
+        return Err(AdminError::Invalid(format!(
+            "jwks: the issuer {SCHEMELESS_GOOGLE_ISSUER} has no discovery document; use \
+             {{\"type\": \"explicit_url\", \"url\": \"https://www.googleapis.com/oauth2/v3/certs\"}}"
+        )));
+    }
+    Ok(())
 }
 
 fn parse_jwks(value: &Value, policy: UrlPolicy) -> Result<Value, AdminError> {
@@ -165,6 +184,7 @@ pub async fn create(ctx: &Ctx<'_>, body: IssuerCreate) -> Result<Value, AdminErr
     let name = parse_name(&body.name)?;
     let issuer_url = check_issuer_url(&body.issuer_url, policy)?;
     let jwks = parse_jwks(&body.jwks.unwrap_or_else(|| json!({"type": "discovery"})), policy)?;
+    check_keys_reachable(&issuer_url, &jwks)?;
     let max_jwt_lifetime_seconds = check_max_lifetime(
         body.max_jwt_lifetime_seconds
             .unwrap_or(DEFAULT_MAX_JWT_LIFETIME_SECONDS),
@@ -202,11 +222,12 @@ pub async fn create(ctx: &Ctx<'_>, body: IssuerCreate) -> Result<Value, AdminErr
 /// A configuration that fails the write-time checks is refused (400) like a create.
 pub async fn verify(state: &AppState, body: IssuerVerify, now: i64) -> Result<Value, AdminError> {
     let issuer_url = check_issuer_url(&body.issuer_url, state.url_policy)?;
-    let source = JwksSource::parse(
+    let jwks = parse_jwks(
         &body.jwks.unwrap_or_else(|| json!({"type": "discovery"})),
         state.url_policy,
-    )
-    .map_err(|error| AdminError::Invalid(error.to_string()))?;
+    )?;
+    check_keys_reachable(&issuer_url, &jwks)?;
+    let source = JwksSource::parse(&jwks, state.url_policy).map_err(|error| AdminError::Invalid(error.to_string()))?;
     let settings = state.issuer_keys.settings().fetch;
     let report = jwks::verify::verify(&issuer_url, &source, state.url_policy, settings, now).await;
     serde_json::to_value(report).map_err(|error| AdminError::Internal(error.to_string()))
@@ -269,6 +290,7 @@ pub async fn update(ctx: &Ctx<'_>, id: &str, body: IssuerUpdate) -> Result<Value
     if let Some(seconds) = max_jwt_lifetime_seconds {
         after.max_jwt_lifetime_seconds = seconds;
     }
+    check_keys_reachable(&after.issuer_url, &after.jwks)?;
     let new_shared = SharedIssuer::from_issuer_url(&after.issuer_url);
     if new_shared.is_some() && new_shared != SharedIssuer::from_issuer_url(&before.issuer_url) {
         let filter = RuleFilter {
@@ -406,6 +428,21 @@ mod tests {
             false,
             Err("issuer_url: not a valid URL (relative URL without a base)"),
         );
+        check("accounts.google.com", false, Ok("accounts.google.com"));
+        check(
+            "accounts.google.com.evil.example",
+            false,
+            Err("issuer_url: not a valid URL (relative URL without a base)"),
+        );
+    }
+
+    #[test]
+    fn the_schemeless_google_issuer_needs_keys_it_can_reach() {
+        let discovery = json!({"type": "discovery"});
+        let explicit = json!({"type": "explicit_url", "url": "https://www.googleapis.com/oauth2/v3/certs"});
+        assert!(check_keys_reachable("accounts.google.com", &discovery).is_err());
+        assert!(check_keys_reachable("accounts.google.com", &explicit).is_ok());
+        assert!(check_keys_reachable("https://accounts.google.com", &discovery).is_ok());
     }
 
     #[test]

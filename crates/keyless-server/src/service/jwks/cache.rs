@@ -153,6 +153,8 @@ struct Snapshot {
 #[derive(Debug)]
 struct Entry {
     config_digest: [u8; 32],
+    /// The configuration, parsed once (inline keys are parsed into the snapshot).
+    source: JwksSource,
     snapshot: Mutex<Snapshot>,
     /// Held while fetching: the single flight.
     fetching: tokio::sync::Mutex<()>,
@@ -204,7 +206,7 @@ impl IssuerKeys {
     /// - `Err(KeysError::Unavailable)` when there is no usable key to verify with at all: the fetch
     ///   failed, no last good keys are recent enough, or inline keys hold no usable key.
     pub async fn keys_for(&self, issuer: &IssuerRecord, kid: Option<&str>, now: i64) -> Result<Arc<Jwks>, KeysError> {
-        let (entry, source) = self.entry(issuer)?;
+        let entry = self.entry(issuer)?;
         let seen = entry.snapshot();
         let refetch = match self.plan(&seen, kid, now) {
             Plan::Serve(result) => return result,
@@ -216,14 +218,14 @@ impl IssuerKeys {
             // Someone fetched while this caller waited: use that outcome, fetch no more.
             return self.serve_after_fetch(&current, now);
         }
-        let after = self.fetch_into(&entry, issuer, &source, now, refetch).await;
+        let after = self.fetch_into(&entry, issuer, now, refetch).await;
         self.serve_after_fetch(&after, now)
     }
 
     /// The poller's call: fetches the issuer's keys unless cached keys stay fresh past `now`, and says
     /// what to record. Shares the single flight with [`IssuerKeys::keys_for`].
     pub async fn poll(&self, issuer: &IssuerRecord, now: i64) -> PollOutcome {
-        let (entry, source) = match self.entry(issuer) {
+        let entry = match self.entry(issuer) {
             Ok(found) => found,
             Err(KeysError::Unavailable(cause)) => return PollOutcome::Failed(cause),
         };
@@ -242,7 +244,7 @@ impl IssuerKeys {
         let after = if current.generation != seen.generation {
             current
         } else {
-            self.fetch_into(&entry, issuer, &source, now, false).await
+            self.fetch_into(&entry, issuer, now, false).await
         };
         match (&after.last_error, &after.good) {
             (None, Some(good)) => PollOutcome::Fresh {
@@ -262,16 +264,16 @@ impl IssuerKeys {
             .remove(issuer_id);
     }
 
-    /// The entry for the issuer's current configuration (a new one when the configuration changed),
-    /// and its parsed source. Inline keys are parsed once, into the entry.
-    fn entry(&self, issuer: &IssuerRecord) -> Result<(Arc<Entry>, JwksSource), KeysError> {
-        let source = JwksSource::parse(&issuer.jwks, self.fetcher.policy())
-            .map_err(|err| KeysError::Unavailable(FetchError::Config(err.to_string())))?;
+    /// The entry for the issuer's current configuration (a new one, parsed once, when the
+    /// configuration changed). Inline keys are parsed once, into the entry.
+    fn entry(&self, issuer: &IssuerRecord) -> Result<Arc<Entry>, KeysError> {
         let digest = config_digest(issuer);
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(entry) = entries.get(&issuer.id).filter(|entry| entry.config_digest == digest) {
-            return Ok((Arc::clone(entry), source));
+            return Ok(Arc::clone(entry));
         }
+        let source = JwksSource::parse(&issuer.jwks, self.fetcher.policy())
+            .map_err(|err| KeysError::Unavailable(FetchError::Config(err.to_string())))?;
         let mut snapshot = Snapshot::default();
         if let Some(jwks) = source.inline_jwks() {
             snapshot.good = Some(Good {
@@ -282,11 +284,12 @@ impl IssuerKeys {
         }
         let entry = Arc::new(Entry {
             config_digest: digest,
+            source,
             snapshot: Mutex::new(snapshot),
             fetching: tokio::sync::Mutex::new(()),
         });
         entries.insert(issuer.id.clone(), Arc::clone(&entry));
-        Ok((entry, source))
+        Ok(entry)
     }
 
     /// Decides from a snapshot whether to serve or to fetch.
@@ -330,15 +333,8 @@ impl IssuerKeys {
 
     /// Fetches (the caller holds the entry's flight lock), records the outcome and returns the new
     /// snapshot.
-    async fn fetch_into(
-        &self,
-        entry: &Entry,
-        issuer: &IssuerRecord,
-        source: &JwksSource,
-        now: i64,
-        refetch: bool,
-    ) -> Snapshot {
-        let result = self.fetcher.fetch(&issuer.issuer_url, source, now).await;
+    async fn fetch_into(&self, entry: &Entry, issuer: &IssuerRecord, now: i64, refetch: bool) -> Snapshot {
+        let result = self.fetcher.fetch(&issuer.issuer_url, &entry.source, now).await;
         // The attempt is recorded when it completes, with the generation: a caller that looked while
         // it was in flight saw no cooldown, so it waits on the flight lock and then uses this outcome.
         let mut snapshot = entry.snapshot.lock().unwrap_or_else(PoisonError::into_inner);
