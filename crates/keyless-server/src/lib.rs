@@ -125,7 +125,7 @@ pub async fn run(
         url_policy,
         public_jwks: Arc::new(keyless_jose::public_jwks(&keys)),
         recorder,
-        rules: Arc::default(),
+        parties: Arc::default(),
         issuer_keys,
     };
     let address = listener.local_addr().map_err(|source| ServeError::Io {
@@ -192,7 +192,7 @@ pub async fn bootstrap_admin_rule(
             url_policy,
             public_jwks: Arc::new(keyless_jose::public_jwks(&keys)),
             recorder,
-            rules: Arc::default(),
+            parties: Arc::default(),
             issuer_keys: Arc::new(IssuerKeys::new(config.jwks, url_policy)),
         };
         let outcome = bootstrap::admin_rule(&state, &admin_rule, now).await;

@@ -6,7 +6,7 @@ use keyless_core::id::{OrganizationId, WorkspaceId};
 use keyless_store::Store;
 use serde_json::Value;
 
-use crate::service::exchange::RuleCache;
+use crate::service::exchange::PartiesCache;
 use crate::service::jwks::IssuerKeys;
 use crate::service::jwks::source::UrlPolicy;
 use crate::service::recorder::Recorder;
@@ -29,8 +29,8 @@ pub struct AppState {
     pub public_jwks: Arc<Value>,
     /// The group-commit writer of exchange outcomes.
     pub recorder: Recorder,
-    /// Compiled federation rules.
-    pub rules: Arc<RuleCache>,
+    /// What exchanges read, cached per configuration generation.
+    pub parties: Arc<PartiesCache>,
     /// Issuer keys: fetched, cached and shared with the background poller.
     pub issuer_keys: Arc<IssuerKeys>,
 }

@@ -54,11 +54,23 @@ const SQLITE_READERS: u32 = 8;
 const POSTGRES_CONNECTIONS: u32 = 16;
 
 /// The SQLite migrations, in order: `(version, description, sql)`.
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "initial", include_str!("../migrations/sqlite/0001_initial.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/sqlite/0001_initial.sql")),
+    (
+        2,
+        "config generation",
+        include_str!("../migrations/sqlite/0002_config_generation.sql"),
+    ),
+];
 /// The PostgreSQL migrations, in order: `(version, description, sql)`.
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "initial", include_str!("../migrations/postgres/0001_initial.sql"))];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/postgres/0001_initial.sql")),
+    (
+        2,
+        "config generation",
+        include_str!("../migrations/postgres/0002_config_generation.sql"),
+    ),
+];
 
 /// The connection pools of one backend.
 #[derive(Clone)]

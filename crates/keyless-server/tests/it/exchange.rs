@@ -467,3 +467,65 @@ async fn cached_keys_carry_exchanges_through_an_issuer_outage() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     env.app.stop().await.unwrap();
 }
+
+/// Exchanges are served from a cache of the rule, issuer and service account; every admin change must
+/// still take effect on the very next exchange.
+#[tokio::test]
+async fn admin_changes_take_effect_on_the_next_exchange() {
+    for db in databases() {
+        let env = Env::start(db).await;
+        let code = |reply: &Reply| reply.body["error_code"].as_str().unwrap_or("granted").to_owned();
+        assert_eq!(code(&env.exchange(&env.body(&env.token())).await), "granted", "{db:?}");
+
+        let rule = format!("/v1/organizations/federation_rules/{}", env.rule_id);
+        let (status, _) = env
+            .app
+            .post_authed(
+                &env.admin,
+                &rule,
+                &json!({ "match": { "subject_prefix": "repo:acme/other:*" } }),
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            code(&env.exchange(&env.body(&env.token())).await),
+            "subject_mismatch",
+            "{db:?}"
+        );
+
+        let (status, _) = env
+            .app
+            .post_authed(
+                &env.admin,
+                &rule,
+                &json!({ "match": { "subject_prefix": SUBJECT, "claims": { "repository_owner": "acme" } } }),
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(code(&env.exchange(&env.body(&env.token())).await), "granted", "{db:?}");
+
+        let (status, _) = env
+            .app
+            .post_authed(&env.admin, &rule, &json!({ "token_lifetime_seconds": 120 }))
+            .await;
+        assert_eq!(status, 200);
+        let reply = env.exchange(&env.body(&env.token())).await;
+        assert!(
+            (115..=120).contains(&reply.body["expires_in"].as_i64().unwrap()),
+            "{db:?}: {}",
+            reply.body
+        );
+
+        let (status, _) = env
+            .app
+            .post_authed(&env.admin, &format!("{rule}/archive"), &json!({}))
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            code(&env.exchange(&env.body(&env.token())).await),
+            "rule_not_found",
+            "{db:?}"
+        );
+        env.app.stop().await.unwrap();
+    }
+}

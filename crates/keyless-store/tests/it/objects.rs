@@ -689,7 +689,59 @@ async fn live_rules_are_counted_and_filtered(db: Db) {
     }
 }
 
+/// The configuration generation counts an organization's bumps, and only its own; the rule with its
+/// issuer and service account reads as the three records.
+async fn config_generation_and_rule_parties(db: Db) {
+    let store = &db.store;
+    let org = harness::seed_org(store, 1).await;
+    let other = harness::seed_org(store, 2).await;
+    assert_eq!(store.config_generation(&org.id).await.unwrap(), 0);
+    for _ in 0..2 {
+        let mut tx = store.begin().await.unwrap();
+        tx.config_generation_bump(&org.id).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    // A bump rolled back is not counted.
+    let mut tx = store.begin().await.unwrap();
+    tx.config_generation_bump(&org.id).await.unwrap();
+    drop(tx);
+    assert_eq!(store.config_generation(&org.id).await.unwrap(), 2);
+    assert_eq!(store.config_generation(&other.id).await.unwrap(), 0);
+    let unknown = keyless_core::id::OrganizationId::parse("00000000-0000-4000-8000-00000000abcd").unwrap();
+    assert!(matches!(
+        store.config_generation(&unknown).await,
+        Err(StoreError::NotFound)
+    ));
+    let mut tx = store.begin().await.unwrap();
+    assert!(matches!(
+        tx.config_generation_bump(&unknown).await,
+        Err(StoreError::NotFound)
+    ));
+    drop(tx);
+
+    let (issuer, account) = harness::seed_issuer_and_account(store, &org).await;
+    let rule = harness::rule(&org, "main", "main", &issuer, &account, NOW);
+    let mut tx = store.begin().await.unwrap();
+    tx.rule_create(&rule).await.unwrap();
+    tx.commit().await.unwrap();
+    let (got_rule, got_issuer, got_account) = store.rule_get_with_parties(&org.id, &rule.id).await.unwrap();
+    assert_eq!(got_rule, store.rule_get(&org.id, &rule.id).await.unwrap());
+    assert_eq!(got_issuer, store.issuer_get(&org.id, &rule.issuer_id).await.unwrap());
+    assert_eq!(
+        got_account,
+        store
+            .service_account_get(&org.id, &rule.service_account_id)
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        store.rule_get_with_parties(&other.id, &rule.id).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
 conformance!(
+    config_generation_and_rule_parties,
     names_are_unique_per_organization_and_type,
     archive_is_idempotent_and_keeps_the_first,
     workspace_lifecycle,

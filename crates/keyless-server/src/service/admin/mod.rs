@@ -276,6 +276,8 @@ pub(crate) async fn record(
     resource_id: &str,
     payload: Value,
 ) -> Result<(), StoreError> {
+    // Every change records its event here, so this is where the exchange's cache learns of it.
+    tx.config_generation_bump(&ctx.state.organization_id).await?;
     tx.activity_append(&Activity {
         organization_id: ctx.state.organization_id.clone(),
         activity_type: activity_type.to_owned(),
