@@ -11,7 +11,7 @@
 use keyless_core::id::{OrganizationId, RuleId, ServiceAccountId, WorkspaceId};
 use keyless_core::scope::ScopeSet;
 
-use crate::backend::{Query, Row};
+use crate::backend::{Query, Row, row_chunks};
 use crate::error::StoreError;
 use crate::store::{Store, Tx};
 
@@ -59,9 +59,6 @@ fn decode(row: &dyn Row) -> Result<AccessTokenRecord, StoreError> {
     })
 }
 
-/// The most tokens in one statement (9 parameters each, far below either backend's limit).
-const CREATE_CHUNK: usize = 500;
-
 impl Tx {
     /// Stores an issued token; an existing hash is a [`StoreError::Conflict`] on `hash`, an object it names
     /// that is not in its organization is [`StoreError::NotFound`].
@@ -72,7 +69,7 @@ impl Tx {
     /// Stores issued tokens, one statement per chunk, with the errors of [`Tx::access_token_create`].
     pub async fn access_token_create_many(&mut self, tokens: &[AccessTokenRecord]) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        for chunk in tokens.chunks(CREATE_CHUNK) {
+        for chunk in row_chunks(tokens) {
             let mut query = Query::new(
                 "INSERT INTO access_tokens (hash, organization_id, workspace_id, service_account_id, rule_id, scope, \
                  created_at, expires_at, revoked_at) VALUES ",

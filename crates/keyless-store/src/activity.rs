@@ -2,7 +2,7 @@
 //!
 //! Parts: [`Activity`] (an event to append), [`ActivityRecord`] (a stored one, with its ID),
 //! [`ActivityCursor`], [`ActivityQuery`], [`ActivityPage`]; on [`Tx`]: `activity_append`,
-//! `activity_append_many` (a group commit's events in one statement per 500); on [`Store`]:
+//! `activity_append_many` (a group commit's events in a few multi-row statements); on [`Store`]:
 //! `activity_get`, `activity_list`.
 //!
 //! IDs are assigned by the database, increasing in insertion order (SQLite `AUTOINCREMENT`, never reused;
@@ -18,14 +18,10 @@
 use keyless_core::id::OrganizationId;
 use serde_json::Value;
 
-use crate::backend::{Query, Row};
+use crate::backend::{Query, Row, row_chunks};
 use crate::error::{BackendError, StoreError};
 use crate::page::Limit;
 use crate::store::{Store, Tx};
-
-/// How many events one `INSERT` of [`Tx::activity_append_many`] carries (7 arguments each, far below
-/// both backends' limits on arguments).
-const APPEND_CHUNK: usize = 500;
 
 /// An activity event to append.
 #[derive(Debug, Clone, PartialEq)]
@@ -150,7 +146,7 @@ impl Tx {
     pub async fn activity_append_many(&mut self, activities: &[Activity]) -> Result<Vec<i64>, StoreError> {
         let mut ids = Vec::with_capacity(activities.len());
         let mut conn = self.conn();
-        for chunk in activities.chunks(APPEND_CHUNK) {
+        for chunk in row_chunks(activities) {
             let mut query = Query::new(
                 "INSERT INTO activities (organization_id, activity_type, actor_id, resource_id, request_id, \
                  created_at, payload) VALUES ",

@@ -72,6 +72,25 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
+/// The most rows one multi-row statement writes.
+pub(crate) const MAX_ROWS_PER_STATEMENT: usize = 512;
+
+/// Splits `rows` for multi-row statements into chunks whose sizes are powers of two (at most
+/// [`MAX_ROWS_PER_STATEMENT`]), largest first: a batch of any size then uses one of ten statement
+/// texts per table, which stay in the connection's prepared-statement cache instead of one new text
+/// (and one new prepare) per batch size.
+pub(crate) fn row_chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        if rows.is_empty() {
+            return None;
+        }
+        let size = 1usize << rows.len().min(MAX_ROWS_PER_STATEMENT).ilog2();
+        let (chunk, rest) = rows.split_at(size);
+        rows = rest;
+        Some(chunk)
+    })
+}
+
 /// The connection pools of one backend.
 #[derive(Clone)]
 pub(crate) enum Pools {
@@ -625,4 +644,28 @@ fn classify(error: sqlx::Error, conflicts: Conflicts) -> StoreError {
 
 fn unavailable(message: &'static str) -> StoreError {
     StoreError::Unavailable(BackendError::new(message))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+
+    fn check(rows: usize, expect: &[usize]) {
+        let items: Vec<usize> = (0..rows).collect();
+        let chunks: Vec<&[usize]> = row_chunks(&items).collect();
+        let sizes: Vec<usize> = chunks.iter().map(|chunk| chunk.len()).collect();
+        assert_eq!(sizes, expect, "{rows}");
+        assert_eq!(chunks.concat(), items, "{rows}: order kept, nothing lost");
+    }
+
+    #[test]
+    fn row_chunks_are_powers_of_two_largest_first() {
+        check(0, &[]);
+        check(1, &[1]);
+        check(37, &[32, 4, 1]);
+        check(512, &[512]);
+        check(1200, &[512, 512, 128, 32, 16]);
+    }
 }

@@ -15,12 +15,9 @@ use std::collections::HashSet;
 
 use keyless_core::id::IssuerId;
 
-use crate::backend::Query;
+use crate::backend::{Query, row_chunks};
 use crate::error::StoreError;
 use crate::store::{Store, Tx};
-
-/// The most uses in one statement (3 parameters each, far below either backend's limit).
-const CHUNK: usize = 500;
 
 impl Tx {
     /// Records the use of `jti` from `issuer_id`, kept until `keep_until` (Unix seconds). A `jti` already
@@ -38,7 +35,7 @@ impl Tx {
     pub async fn jti_record_many(&mut self, uses: &[(&IssuerId, &str, i64)]) -> Result<Vec<bool>, StoreError> {
         let mut first_uses = Vec::with_capacity(uses.len());
         let mut conn = self.conn();
-        for chunk in uses.chunks(CHUNK) {
+        for chunk in row_chunks(uses) {
             let mut query = Query::new("INSERT INTO jti_records (issuer_id, jti, keep_until) VALUES ");
             for (idx, (issuer_id, jti, keep_until)) in chunk.iter().enumerate() {
                 query.push_sql(if idx == 0 { "(" } else { ", (" });
