@@ -120,8 +120,16 @@ impl Pools {
             Self::sqlite(SqliteConnectOptions::from_str(url).map_err(|e| classify(e, Conflicts::NONE))?).await
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url).map_err(|e| classify(e, Conflicts::NONE))?;
+            let port = options.get_port();
             let pool = PgPoolOptions::new()
                 .max_connections(POSTGRES_CONNECTIONS)
+                // See `nodelay`: without it a multi-row INSERT can wait 40 ms for a delayed ACK.
+                .after_connect(move |_, _| {
+                    Box::pin(async move {
+                        crate::nodelay::set_for_peer_port(port).map_err(sqlx::Error::Io)?;
+                        Ok(())
+                    })
+                })
                 .connect_with(options)
                 .await
                 .map_err(|e| classify(e, Conflicts::NONE))?;

@@ -50,6 +50,7 @@ pub mod audit;
 pub mod error;
 pub mod issuer;
 pub mod jti;
+pub mod nodelay;
 pub mod organization;
 pub mod page;
 pub mod rule;

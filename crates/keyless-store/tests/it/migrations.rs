@@ -46,7 +46,31 @@ async fn backend_is_reported(db: Db) {
     assert!(format!("{:?}", db.store).contains(&format!("{expected:?}")));
 }
 
-conformance!(migrations_apply_and_reopen, backend_is_reported);
+/// sqlx 0.9.0 leaves `TCP_NODELAY` off; the store's connect hook sets it (see `keyless_store::nodelay`).
+/// Without the hook no socket to the server would have it: sqlx never sets it.
+async fn postgres_sockets_have_tcp_nodelay(db: Db) {
+    if db.url.starts_with("sqlite:") {
+        return;
+    }
+    assert!(db.store.organization_list().await.unwrap().is_empty());
+    let authority = db.url.split("://").nth(1).unwrap().split('/').next().unwrap();
+    let host_port = authority.rsplit('@').next().unwrap();
+    let port = host_port
+        .rsplit_once(':')
+        .map_or(5432, |(_, port)| port.parse().unwrap());
+    let (sockets, with_nodelay) = keyless_store::nodelay::count_for_peer_port(port).unwrap();
+    assert!(sockets >= 1, "the store holds a connection to port {port}");
+    assert!(
+        with_nodelay >= 1,
+        "{with_nodelay} of {sockets} sockets to port {port} have TCP_NODELAY"
+    );
+}
+
+conformance!(
+    migrations_apply_and_reopen,
+    backend_is_reported,
+    postgres_sockets_have_tcp_nodelay
+);
 
 #[tokio::test]
 async fn refused_urls() {
