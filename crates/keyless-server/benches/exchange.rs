@@ -7,7 +7,7 @@
 //! account and a rule through the Admin API, pre-mints RS256 subject tokens (each with its own `jti`,
 //! so every exchange also burns a `jti`), then:
 //! 1. **closed loop**: `CONCURRENCY` connections exchange as fast as they can for `DURATION` →
-//!    exchanges/s, p50/p99 latency, server CPU per exchange (from `/proc/<pid>/stat`);
+//!    exchanges/s, p50/p99 latency, server CPU per exchange (from `/proc/<pid>/stat`) and the load generator's own;
 //! 2. **open loop** at 80 % of that rate for `DURATION`: requests are sent on a fixed schedule and each
 //!    latency is measured from its scheduled time (no coordinated omission) → p50/p99;
 //! 3. **crypto floor**, in this process: one RS256 verification plus one token generation, the work an
@@ -86,9 +86,9 @@ fn main() {
     }
     println!();
     println!(
-        "| database | exchanges/s (closed loop, {concurrency} conns) | p50 | p99 | open loop at 80 %: rate | p50 | p99 | server CPU per exchange | ÷ crypto floor ({floor:.0} µs) |"
+        "| database | exchanges/s (closed loop, {concurrency} conns) | p50 | p99 | open loop at 80 %: rate | p50 | p99 | server CPU per exchange | ÷ crypto floor ({floor:.0} µs) | load generator CPU per exchange |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for row in rows {
         println!("{row}");
     }
@@ -189,13 +189,7 @@ impl Server {
 
     /// User plus system CPU time of the server process so far.
     fn cpu(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        // Fields after the parenthesised command name; utime and stime are the 14th and 15th fields.
-        let rest = &stat[stat.rfind(')').unwrap() + 2..];
-        let fields: Vec<&str> = rest.split(' ').collect();
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        // Linux reports in USER_HZ, 100 per second on every mainstream configuration.
-        Duration::from_millis(ticks * 10)
+        process_cpu(&self.child.id().to_string())
     }
 
     fn stop(mut self) {
@@ -291,6 +285,17 @@ fn mint_tokens(key: &SigningKey, audience: &str, count: usize) -> Vec<String> {
     })
 }
 
+/// User plus system CPU time of process `pid` (or `self`) so far.
+fn process_cpu(pid: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th fields.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // Linux reports in USER_HZ, 100 per second on every mainstream configuration.
+    Duration::from_millis(ticks * 10)
+}
+
 struct Row {
     database: String,
     closed_rate: f64,
@@ -300,6 +305,7 @@ struct Row {
     open_p50: Duration,
     open_p99: Duration,
     cpu_per_exchange: Duration,
+    load_cpu_per_exchange: Duration,
     floor_us: f64,
 }
 
@@ -308,7 +314,7 @@ impl std::fmt::Display for Row {
         let cpu_us = self.cpu_per_exchange.as_secs_f64() * 1e6;
         write!(
             f,
-            "| {} | {:.0} | {:.2} ms | {:.2} ms | {:.0}/s | {:.2} ms | {:.2} ms | {:.0} µs | {:.1}× |",
+            "| {} | {:.0} | {:.2} ms | {:.2} ms | {:.0}/s | {:.2} ms | {:.2} ms | {:.0} µs | {:.1}× | {:.0} µs |",
             self.database,
             self.closed_rate,
             ms(self.closed_p50),
@@ -317,7 +323,8 @@ impl std::fmt::Display for Row {
             ms(self.open_p50),
             ms(self.open_p99),
             cpu_us,
-            cpu_us / self.floor_us
+            cpu_us / self.floor_us,
+            self.load_cpu_per_exchange.as_secs_f64() * 1e6
         )
     }
 }
@@ -359,11 +366,12 @@ async fn run_database(
     )
     .await;
 
-    let cpu_before = server.cpu();
+    let (cpu_before, load_cpu_before) = (server.cpu(), process_cpu("self"));
     let started = Instant::now();
     let mut latencies = closed_loop(&http, &server, &template, &tokens, &next, concurrency, duration).await;
     let elapsed = started.elapsed();
     let cpu = server.cpu() - cpu_before;
+    let load_cpu = process_cpu("self") - load_cpu_before;
     let completed = latencies.len();
     let closed_rate = completed as f64 / elapsed.as_secs_f64();
     latencies.sort();
@@ -386,6 +394,7 @@ async fn run_database(
         open_p50,
         open_p99,
         cpu_per_exchange: cpu / u32::try_from(completed.max(1)).unwrap(),
+        load_cpu_per_exchange: load_cpu / u32::try_from(completed.max(1)).unwrap(),
         floor_us,
     }
 }
