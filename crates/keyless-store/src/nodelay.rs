@@ -4,7 +4,7 @@
 //! by pull request #4336, not released as of 0.9.0). Then a statement longer than one TCP segment — a
 //! group commit's multi-row `INSERT` — leaves its tail in Nagle's buffer until the server's delayed ACK
 //! arrives: about 40 ms per batch on Linux, which capped exchanges on PostgreSQL at ~600/s in the load
-//! benchmark. sqlx gives no access to its socket, so after every new connection [`set_for_peer_port`]
+//! benchmark. sqlx gives no access to its socket, so after every new connection `set_for_peer_port`
 //! finds this process's TCP sockets connected to the database's port — listing `/proc/self/fd` and
 //! duplicating each descriptor with `pidfd_getfd`, which needs no `unsafe` — and sets the option on them.
 //! It is idempotent and harmless for any other socket with that peer port. Remove this module once the
