@@ -3,7 +3,7 @@
 //!
 //! Parts: [`Recorder`] (the handle handlers use), [`Entry`], [`Recorded`], and the writer task.
 //!
-//! One writer task owns the writes. It takes the first waiting entry, then every entry already queued
+//! One writer task, on a thread and runtime of its own, owns the writes. It takes the first waiting entry, then every entry already queued
 //! (up to [`MAX_BATCH`]) without waiting for more, writes them in one [`keyless_store::Tx`] and answers
 //! each caller after the commit. Under no load a batch is one entry and costs one commit; under load
 //! the entries that arrive during a commit ride the next one, so commits per second stay bounded while
@@ -93,10 +93,19 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Starts the writer task on `store`.
+    /// Starts the writer on `store`, on a thread of its own: the writer is the serial stage of every
+    /// exchange, so it must not wait for a runtime worker busy with requests between its statements.
+    /// Call it inside a Tokio runtime; the handle completes when the writer has drained and ended.
     pub fn start(store: Store) -> (Recorder, JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(QUEUE);
-        (Recorder { sender }, tokio::spawn(write_loop(store, receiver)))
+        let writer = tokio::task::spawn_blocking(move || {
+            match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime.block_on(write_loop(store, receiver)),
+                // No writer: every `record` then fails with `Stopped` and exchanges answer 503.
+                Err(error) => tracing::error!(%error, "the activity writer could not start its runtime"),
+            }
+        });
+        (Recorder { sender }, writer)
     }
 
     /// Writes `entry` and returns once it is committed (or failed).
