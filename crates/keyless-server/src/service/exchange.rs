@@ -93,7 +93,7 @@ pub enum ExchangeError {
 /// What an exchange reads before it verifies: the rule (compiled), its issuer and its service account.
 #[derive(Debug)]
 struct Parties {
-    rule: Arc<Rule>,
+    rule: Rule,
     issuer_record: IssuerRecord,
     issuer: Issuer,
     service_account: ServiceAccount,
@@ -143,7 +143,7 @@ impl PartiesCache {
                 Err(error) => return Err(unavailable(error)),
             };
         let parties = Arc::new(Parties {
-            rule: Arc::new(compile(rule_record).map_err(rejected)?),
+            rule: compile(rule_record).map_err(rejected)?,
             issuer: issuer_record.to_issuer(),
             issuer_record,
             service_account: service_account.to_service_account(),
