@@ -166,6 +166,8 @@ fn without_query(url: &Url) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
     use super::*;
 
     fn api(base: &str) -> Api {

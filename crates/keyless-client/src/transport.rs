@@ -97,6 +97,8 @@ pub(crate) fn api_error(what: String, status: u16, request_id: Option<String>, b
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
     use super::*;
 
     fn check(url: &str, ok: bool) {
