@@ -127,6 +127,22 @@ impl Api {
         query: &[(&str, &str)],
         body: Option<&B>,
     ) -> Result<T, ClientError> {
+        let body = match body {
+            Some(body) => Body::Json(
+                serde_json::to_vec(body).map_err(|err| ClientError::Decode(format!("encoding the request: {err}")))?,
+            ),
+            None => Body::None,
+        };
+        self.request(method, segments, query, body).await
+    }
+
+    async fn request<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        body: Body<'_>,
+    ) -> Result<T, ClientError> {
         let url = self.url(segments, query);
         let what = format!("{method} {}", without_query(&url));
         let mut request = self
@@ -137,9 +153,19 @@ impl Api {
             Credential::ApiKey(key) => request.header("x-api-key", key.expose_secret()),
             Credential::Bearer(token) => request.bearer_auth(token.expose_secret()),
         };
-        if let Some(body) = body {
-            request = request.json(body);
-        }
+        request = match body {
+            Body::None => request,
+            Body::Json(bytes) => request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(bytes),
+            Body::Form(form) => request
+                .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(
+                    url::form_urlencoded::Serializer::new(String::new())
+                        .extend_pairs(form)
+                        .finish(),
+                ),
+        };
         let response = request.send().await.map_err(|err| transport(&what, err))?;
         let status = response.status();
         let request_id = response
@@ -156,6 +182,13 @@ impl Api {
             ClientError::Decode(format!("{what}: the answer is not what was expected: {err}{id}"))
         })
     }
+}
+
+/// A request body.
+enum Body<'a> {
+    None,
+    Json(Vec<u8>),
+    Form(&'a [(&'a str, &'a str)]),
 }
 
 fn without_query(url: &Url) -> String {
