@@ -114,6 +114,16 @@ impl Api {
         self.send(Method::POST, segments, &[], Some(body)).await
     }
 
+    /// `POST` `form` as `application/x-www-form-urlencoded` to `segments` (the OAuth endpoints),
+    /// decoding the JSON answer.
+    pub async fn post_form<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        form: &[(&str, &str)],
+    ) -> Result<T, ClientError> {
+        self.request(Method::POST, segments, &[], Body::Form(form)).await
+    }
+
     /// `DELETE` `segments`, decoding the JSON answer.
     pub async fn delete<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T, ClientError> {
         self.send(Method::DELETE, segments, &[], None::<&()>).await
