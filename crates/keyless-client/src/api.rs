@@ -6,6 +6,7 @@
 //! With an exchanged (refreshable) credential, a 401 drops the cached token and the call is retried
 //! once with a fresh one.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
@@ -15,6 +16,7 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use crate::ClientError;
+use crate::cache::TokenCache;
 use crate::transport::{api_error, checked_url, read_capped, transport};
 
 /// Largest answer body read from the API.
@@ -31,6 +33,9 @@ pub enum Credential {
     ApiKey(SecretString),
     /// A bearer token used as is (`KEYLESS_AUTH_TOKEN`, a bootstrap admin token).
     Bearer(SecretString),
+    /// Bearer tokens from a cache that refreshes them (a federation exchange, a credentials file):
+    /// a 401 drops the cached token and the request is retried once with a fresh one.
+    Refreshing(Arc<TokenCache>),
 }
 
 /// Names the kind of credential only: never its value.
@@ -39,6 +44,7 @@ impl std::fmt::Debug for Credential {
         f.write_str(match self {
             Self::ApiKey(_) => "Credential::ApiKey(…)",
             Self::Bearer(_) => "Credential::Bearer(…)",
+            Self::Refreshing(_) => "Credential::Refreshing(…)",
         })
     }
 }
@@ -48,12 +54,21 @@ impl std::fmt::Debug for Credential {
 pub struct Api {
     base_url: Url,
     http: reqwest::Client,
-    credential: Credential,
+    credential: Option<Credential>,
 }
 
 impl Api {
     /// An API at `base_url` (https, or http on loopback), authenticating with `credential`.
     pub fn new(base_url: &str, credential: Credential) -> Result<Self, ClientError> {
+        Self::build(base_url, Some(credential))
+    }
+
+    /// An API at `base_url` called without credentials (the token endpoint, the metadata).
+    pub fn anonymous(base_url: &str) -> Result<Self, ClientError> {
+        Self::build(base_url, None)
+    }
+
+    fn build(base_url: &str, credential: Option<Credential>) -> Result<Self, ClientError> {
         let mut base_url = checked_url(base_url)?;
         if base_url.query().is_some() || base_url.fragment().is_some() {
             return Err(ClientError::Config(format!(
@@ -83,9 +98,14 @@ impl Api {
         &self.base_url
     }
 
-    /// The credential requests carry.
-    pub fn credential(&self) -> &Credential {
-        &self.credential
+    /// The credential requests carry (none for an anonymous API).
+    pub fn credential(&self) -> Option<&Credential> {
+        self.credential.as_ref()
+    }
+
+    /// The HTTP client (connection pool) calls share.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     /// The URL of `segments` under the base URL, each segment percent-encoded, plus `query`.
@@ -155,37 +175,57 @@ impl Api {
     ) -> Result<T, ClientError> {
         let url = self.url(segments, query);
         let what = format!("{method} {}", without_query(&url));
+        let first = self.attempt(&method, &url, &what, &body).await;
+        match (&self.credential, &first) {
+            (Some(Credential::Refreshing(cache)), Err(ClientError::Api(error))) if error.status == 401 => {
+                tracing::debug!(request_id = ?error.request_id, "401 with a cached token: dropping it and retrying once");
+                cache.invalidate();
+                self.attempt(&method, &url, &what, &body).await
+            }
+            _ => first,
+        }
+    }
+
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        method: &Method,
+        url: &Url,
+        what: &str,
+        body: &Body<'_>,
+    ) -> Result<T, ClientError> {
         let mut request = self
             .http
-            .request(method, url.clone())
+            .request(method.clone(), url.clone())
             .header(reqwest::header::ACCEPT, "application/json");
         request = match &self.credential {
-            Credential::ApiKey(key) => request.header("x-api-key", key.expose_secret()),
-            Credential::Bearer(token) => request.bearer_auth(token.expose_secret()),
+            None => request,
+            Some(Credential::ApiKey(key)) => request.header("x-api-key", key.expose_secret()),
+            Some(Credential::Bearer(token)) => request.bearer_auth(token.expose_secret()),
+            Some(Credential::Refreshing(cache)) => request.bearer_auth(cache.token().await?.token.expose_secret()),
         };
         request = match body {
             Body::None => request,
             Body::Json(bytes) => request
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(bytes),
+                .body(bytes.clone()),
             Body::Form(form) => request
                 .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
                 .body(
                     url::form_urlencoded::Serializer::new(String::new())
-                        .extend_pairs(form)
+                        .extend_pairs(*form)
                         .finish(),
                 ),
         };
-        let response = request.send().await.map_err(|err| transport(&what, err))?;
+        let response = request.send().await.map_err(|err| transport(what, err))?;
         let status = response.status();
         let request_id = response
             .headers()
             .get("request-id")
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
-        let bytes = read_capped(response, &what, MAX_BODY_BYTES).await?;
+        let bytes = read_capped(response, what, MAX_BODY_BYTES).await?;
         if !status.is_success() {
-            return Err(api_error(what, status.as_u16(), request_id, &bytes));
+            return Err(api_error(what.to_owned(), status.as_u16(), request_id, &bytes));
         }
         serde_json::from_slice(&bytes).map_err(|err| {
             let id = request_id.map(|id| format!(" [request {id}]")).unwrap_or_default();

@@ -5,17 +5,29 @@
 //! - [`api`]: [`Api`], one keyless server reached with one [`Credential`]: the HTTP plumbing every call
 //!   shares (base URL policy, timeouts, size caps, error decoding, the retry after a 401).
 //! - [`environment`]: [`Environment`], the snapshot of environment variables decisions are made from.
+//! - [`chain`]: [`resolve`], the credential chain (explicit → key/bearer env → explicit profile →
+//!   federation env → active profile), explaining every step.
+//! - [`cache`]: [`cache::TokenCache`], exchanged tokens kept and refreshed (advisory/mandatory windows,
+//!   single flight, a disk cache shared across processes).
+//! - [`exchange`]: the federation exchange (`POST /v1/oauth/token`, JSON `jwt-bearer`).
+//! - [`config`]: the configuration directory (profiles, 0600 credentials files, `active_config`).
 //! - [`jwks`]: fetching an issuer's JWKS over HTTPS (used by `keyless token inspect --jwks URL`).
 //! - `transport` (private): the URL policy (https except on loopback) and capped body reads.
 //! - [`ClientError`]: the one error type, split by where things went wrong; [`ApiError`] is a server's
 //!   error answer, decoded.
 
 pub mod api;
+pub mod cache;
+pub mod chain;
+pub mod config;
 pub mod environment;
+pub mod exchange;
 pub mod jwks;
+pub mod source;
 mod transport;
 
 pub use api::{Api, Credential};
+pub use chain::{Explicit, Resolution, resolve};
 pub use environment::Environment;
 
 /// What went wrong talking to a server, or preparing to.

@@ -6,7 +6,9 @@
 //! token, 2 a usage error (clap's own code), and later 2 for server errors too.
 //!
 //! Parts: `serve` (`keyless serve`), `bootstrap` (`keyless bootstrap admin-rule`), `inspect`
-//! (`keyless token inspect`), `clock` (the one place that reads the time).
+//! (`keyless token inspect`), `credentials` (the global server flags, the credential chain, `keyless
+//! token`, `exec`, `auth status`), `profile` (`keyless profile …`), `clock` (the one place that reads
+//! the time).
 
 #![allow(
     clippy::print_stdout,
@@ -16,7 +18,9 @@
 
 mod bootstrap;
 mod clock;
+mod credentials;
 mod inspect;
+mod profile;
 mod serve;
 
 use std::process::ExitCode;
@@ -27,6 +31,8 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "keyless", version, about, propagate_version = true)]
 struct Cli {
+    #[command(flatten)]
+    server: credentials::ServerArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -38,9 +44,46 @@ enum Command {
     /// Set up what a new server needs, offline, on its own storage (the server may be running or not).
     #[command(subcommand)]
     Bootstrap(BootstrapCommand),
-    /// Work with tokens.
+    /// Print a fresh access token from the credential chain (see `keyless auth status`), or inspect a JWT.
+    ///
+    /// Without a subcommand: the token on stdout (`--output json` adds expires_at, expires_in, scope and
+    /// the source). Federation tokens are cached (also on disk, shared by processes) and refreshed
+    /// before they expire, so calling it often is cheap.
+    ///
+    /// Exit status: 0 ok, 1 a local error (no credentials, an unreadable identity token), 2 the server
+    /// refused the exchange (the error names the failed check and the request ID).
+    Token(TokenArgs),
+    /// Run a command with a fresh access token in its environment (KEYLESS_AUTH_TOKEN, plus any
+    /// --env names) and the server in KEYLESS_BASE_URL.
+    ///
+    /// The command gets the token, not the means to mint more: KEYLESS_API_KEY and
+    /// KEYLESS_IDENTITY_TOKEN are removed from its environment. It exits with the command's status
+    /// (128 + N when killed by signal N); 1 or 2 as `keyless token` when no token could be had.
+    Exec(credentials::ExecArgs),
+    /// Which credential the chain picks and why.
     #[command(subcommand)]
-    Token(TokenCommand),
+    Auth(AuthCommand),
+    /// Client profiles: named server + credential settings in the configuration directory
+    /// (KEYLESS_CONFIG_DIR, else ~/.config/keyless).
+    #[command(subcommand)]
+    Profile(profile::ProfileCommand),
+}
+
+/// `keyless token`.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct TokenArgs {
+    #[command(subcommand)]
+    command: Option<TokenCommand>,
+    #[command(flatten)]
+    print: credentials::TokenArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuthCommand {
+    /// Show which credential source wins and why (every step of the chain), the server, and warnings
+    /// such as a static key shadowing a federation setup. `--check` also obtains a token.
+    Status(credentials::StatusArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,6 +121,13 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Bootstrap(BootstrapCommand::AdminRule(args)) => bootstrap::run(args),
-        Command::Token(TokenCommand::Inspect(args)) => inspect::run(args),
+        Command::Token(TokenArgs {
+            command: Some(TokenCommand::Inspect(args)),
+            ..
+        }) => inspect::run(args),
+        Command::Token(TokenArgs { command: None, print }) => credentials::token(&cli.server, &print),
+        Command::Exec(args) => credentials::exec(&cli.server, &args),
+        Command::Auth(AuthCommand::Status(args)) => credentials::status(&cli.server, &args),
+        Command::Profile(command) => profile::run(command),
     }
 }
