@@ -449,3 +449,116 @@ fn file_mode(_metadata: &fs::Metadata) -> u32 {
 fn io_error(path: &Path, what: &str, error: &std::io::Error) -> ClientError {
     ClientError::Config(format!("{} {what}: {error}", path.display()))
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn chmod(path: &Path, mode: u32) {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn stored(token: &str) -> StoredCredentials {
+        StoredCredentials {
+            access_token: Some(SecretString::from(token)),
+            expires_at: Some(2_000_000_000),
+            issued_at: Some(1_999_996_400),
+            scope: Some("workspace:developer".to_owned()),
+        }
+    }
+
+    #[test]
+    fn credentials_round_trip_with_mode_0600_in_a_0700_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credentials").join("ci.json");
+        write_credentials(&path, &stored("kl_at_secret")).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        let read = read_credentials(&path).unwrap().unwrap();
+        assert_eq!(read.access_token.as_ref().unwrap().expose_secret(), "kl_at_secret");
+        assert_eq!(
+            (read.expires_at, read.issued_at),
+            (Some(2_000_000_000), Some(1_999_996_400))
+        );
+        let json: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        assert_eq!(json["type"], "oauth_token");
+        assert_eq!(json["version"], "1.0");
+        // Rewriting replaces the file; no temporary file is left behind.
+        write_credentials(&path, &stored("kl_at_second")).unwrap();
+        let names: Vec<_> = fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("ci.json")]);
+        assert!(!format!("{read:?}").contains("kl_at_secret"), "Debug hides the token");
+    }
+
+    #[test]
+    fn unsafe_credentials_files_are_refused_without_showing_their_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ci.json");
+        write_credentials(&path, &stored("kl_at_secret")).unwrap();
+        chmod(&path, 0o644);
+        let error = read_credentials(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("accessible by group or others (mode 644)") && error.contains("chmod 600"),
+            "{error}"
+        );
+        chmod(&path, 0o620);
+        assert!(read_credentials(&path).is_err());
+        chmod(&path, 0o600);
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        let error = read_credentials(&link).unwrap_err().to_string();
+        assert!(error.contains("is a symlink"), "{error}");
+        fs::write(&path, "kl_at_secret not json").unwrap();
+        let error = read_credentials(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("not valid JSON") && !error.contains("kl_at_secret"),
+            "{error}"
+        );
+        fs::write(&path, r#"{"type": "api_key", "access_token": "kl_at_secret"}"#).unwrap();
+        let error = read_credentials(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("has type \"api_key\"") && !error.contains("kl_at_secret"),
+            "{error}"
+        );
+        assert!(read_credentials(&dir.path().join("missing.json")).unwrap().is_none());
+    }
+
+    #[test]
+    fn profiles_are_written_listed_activated_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let config_dir = ConfigDir::at(dir.path());
+        assert!(config_dir.profiles().unwrap().is_empty());
+        assert_eq!(config_dir.active_pointer().unwrap(), None);
+        let profile: ProfileConfig = serde_json::from_str(
+            r#"{"base_url": "https://k.example", "organization_id": "org", "authentication":
+                {"type": "oidc_federation", "federation_rule_id": "fdrl_1", "identity_token": {"source": "file", "path": "/t"}}}"#,
+        )
+        .unwrap();
+        config_dir.write_profile("ci", &profile).unwrap();
+        config_dir.write_profile("admin", &profile).unwrap();
+        assert_eq!(config_dir.profiles().unwrap(), ["admin", "ci"]);
+        assert_eq!(config_dir.read_profile("ci").unwrap().unwrap(), profile);
+        assert!(config_dir.activate("nope").is_err());
+        config_dir.activate("ci").unwrap();
+        assert_eq!(config_dir.active_pointer().unwrap().as_deref(), Some("ci"));
+        let path = config_dir.config_path("ci").unwrap();
+        chmod(&path, 0o666);
+        let error = config_dir.read_profile("ci").unwrap_err().to_string();
+        assert!(error.contains("writable by group or others"), "{error}");
+        for bad in ["", ".hidden", "a/b", " ci", "a\\b"] {
+            assert!(config_dir.config_path(bad).is_err(), "{bad:?}");
+        }
+        let unknown = serde_json::from_str::<ProfileConfig>(r#"{"authentication": {"type": "api_key"}}"#);
+        assert!(unknown.is_err());
+    }
+}
