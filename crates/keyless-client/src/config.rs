@@ -452,7 +452,7 @@ fn io_error(path: &Path, what: &str, error: &std::io::Error) -> ClientError {
 
 #[cfg(all(test, unix))]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::panic)]
+    #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
     use std::os::unix::fs::PermissionsExt;
 
