@@ -8,8 +8,9 @@
 //!    credential) is made for every concurrent caller of the same token: the first starts it on a task
 //!    of its own (so a caller that goes away does not cancel it for the others), the rest wait for its
 //!    answer (single flight).
-//! 4. Its answer is cached: an active token until `min(now + max_ttl, exp)`, an inactive one for
-//!    `negative_ttl`. A failure (unreachable, timed out, refused credential, unexpected answer) is not
+//! 4. Its answer is cached: an active token until `min(asked + max_ttl, exp)`, an inactive one until
+//!    `asked + negative_ttl`, where `asked` is when the call started (so a slow call does not stretch
+//!    the bound). A failure (unreachable, timed out, refused credential, unexpected answer) is not
 //!    cached and is [`Denial::Unavailable`]: the verifier fails closed.
 //!
 //! The bound: a revoked token keeps being accepted by a verifier that had it cached for at most
@@ -249,6 +250,9 @@ impl Inner {
     /// One introspection call: its answer is cached and the flight removed in one step, then every
     /// waiting caller is told.
     async fn fly(&self, key: Key, token: SecretString, sender: watch::Sender<Option<Outcome>>) {
+        // Freshness counts from before the call: keyless's answer reflects some moment after this, so a
+        // revocation after it is honoured within `max_ttl` even if the call was slow.
+        let asked_at = self.clock.now();
         let outcome = self.introspect(&token).await;
         let now = self.clock.now();
         {
@@ -256,8 +260,8 @@ impl Inner {
             state.flights.remove(&key);
             if let Ok(answer) = &outcome {
                 let fresh_until = match answer {
-                    Answer::Active(principal) => (now + self.max_ttl).min(unix(principal.expires_at)),
-                    Answer::Inactive(_) => now + self.negative_ttl,
+                    Answer::Active(principal) => (asked_at + self.max_ttl).min(unix(principal.expires_at)),
+                    Answer::Inactive(_) => asked_at + self.negative_ttl,
                 };
                 state.cache.insert(key, answer.clone(), fresh_until, now);
             }
