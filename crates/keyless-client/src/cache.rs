@@ -20,12 +20,13 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use secrecy::SecretString;
 
 use crate::ClientError;
+use crate::clock::Clock;
 use crate::config::{self, StoredCredentials};
 
 /// Longest advisory window, in seconds before expiry.
@@ -75,46 +76,6 @@ pub trait TokenSource: Send + Sync {
     fn fetch(&self, force: bool) -> Fetch<'_>;
     /// What it is, for `keyless auth status` and errors (never a secret).
     fn describe(&self) -> String;
-}
-
-/// The time, in Unix seconds.
-pub trait Clock: Send + Sync {
-    /// Now.
-    fn now_unix(&self) -> i64;
-}
-
-/// The system clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_unix(&self) -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
-    }
-}
-
-/// A clock that moves only when told (tests, simulations).
-#[derive(Debug, Default)]
-pub struct ManualClock(AtomicI64);
-
-impl ManualClock {
-    /// A clock at `now`.
-    pub fn new(now: i64) -> Self {
-        Self(AtomicI64::new(now))
-    }
-
-    /// Moves it by `seconds`.
-    pub fn advance(&self, seconds: i64) {
-        self.0.fetch_add(seconds, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now_unix(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
 }
 
 /// A token kept and refreshed for many callers. Share it behind an `Arc`.
@@ -249,6 +210,9 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
 
     use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    use crate::clock::ManualClock;
 
     use secrecy::ExposeSecret;
 
@@ -323,16 +287,16 @@ mod tests {
 
     #[tokio::test]
     async fn refresh_windows_for_an_hour_token() {
-        let clock = Arc::new(ManualClock::new(1_000_000));
+        let clock = Arc::new(ManualClock::new(Duration::from_secs(1_000_000)));
         let minter = Minter::new(&clock, 3600);
         let cache = cache(&minter, &clock);
         assert_eq!(token(&cache).await, "token-1");
-        clock.advance(3600 - 121);
+        clock.advance(Duration::from_secs(3600 - 121));
         assert_eq!(token(&cache).await, "token-1", "fresh until expiry − 120 s");
         assert_eq!(minter.calls(), 1);
 
         // Advisory window: a refresh is tried, and its failure is tolerated.
-        clock.advance(1);
+        clock.advance(Duration::from_secs(1));
         minter.fail.store(true, Ordering::SeqCst);
         assert_eq!(token(&cache).await, "token-1");
         assert_eq!(minter.calls(), 2);
@@ -340,7 +304,7 @@ mod tests {
         assert_eq!(token(&cache).await, "token-3", "the next call in the window refreshes");
 
         // Mandatory: a failure is an error.
-        clock.advance(3600 - 30);
+        clock.advance(Duration::from_secs(3600 - 30));
         minter.fail.store(true, Ordering::SeqCst);
         assert!(cache.token().await.is_err());
         minter.fail.store(false, Ordering::SeqCst);
@@ -349,24 +313,24 @@ mod tests {
 
     #[tokio::test]
     async fn short_tokens_scale_the_windows() {
-        let clock = Arc::new(ManualClock::new(1_000_000));
+        let clock = Arc::new(ManualClock::new(Duration::from_secs(1_000_000)));
         let minter = Minter::new(&clock, 60);
         let cache = cache(&minter, &clock);
         assert_eq!(token(&cache).await, "token-1");
-        clock.advance(29);
+        clock.advance(Duration::from_secs(29));
         assert_eq!(
             token(&cache).await,
             "token-1",
             "a 60 s token is fresh for its first half"
         );
         assert_eq!(minter.calls(), 1);
-        clock.advance(1);
+        clock.advance(Duration::from_secs(1));
         assert_eq!(token(&cache).await, "token-2", "advisory from 30 s before expiry");
     }
 
     #[tokio::test]
     async fn concurrent_callers_share_one_refresh() {
-        let clock = Arc::new(ManualClock::new(1_000_000));
+        let clock = Arc::new(ManualClock::new(Duration::from_secs(1_000_000)));
         let minter = Arc::new(Minter {
             gate: Some(tokio::sync::Semaphore::new(0)),
             ..Arc::into_inner(Minter::new(&clock, 3600)).unwrap()
@@ -389,14 +353,14 @@ mod tests {
         assert_eq!(minter.calls(), 1);
 
         // In the advisory window nobody waits: callers keep the valid token while one refreshes.
-        clock.advance(3600 - 60);
+        clock.advance(Duration::from_secs(3600 - 60));
         assert_eq!(token(&cache).await, "token-2");
         assert_eq!(minter.calls(), 2);
     }
 
     #[tokio::test]
     async fn invalidate_forces_a_new_token() {
-        let clock = Arc::new(ManualClock::new(1_000_000));
+        let clock = Arc::new(ManualClock::new(Duration::from_secs(1_000_000)));
         let minter = Minter::new(&clock, 3600);
         let cache = cache(&minter, &clock);
         assert_eq!(token(&cache).await, "token-1");
@@ -410,7 +374,7 @@ mod tests {
     async fn two_caches_on_one_disk_file_exchange_once() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("credentials").join("ci.json");
-        let clock = Arc::new(ManualClock::new(1_000_000));
+        let clock = Arc::new(ManualClock::new(Duration::from_secs(1_000_000)));
         let minter = Minter::new(&clock, 3600);
         let first = cache(&minter, &clock).with_disk_cache(path.clone());
         let second = cache(&minter, &clock).with_disk_cache(path.clone());
@@ -426,7 +390,7 @@ mod tests {
             assert_eq!(dir_mode, 0o700);
         }
         // A third "process" starting later reads the file instead of exchanging.
-        clock.advance(600);
+        clock.advance(Duration::from_secs(600));
         let third = cache(&minter, &clock).with_disk_cache(path.clone());
         assert_eq!(token(&third).await, "token-1");
         assert_eq!(minter.calls(), 1);

@@ -31,7 +31,8 @@ use aws_lc_rs::digest;
 use secrecy::SecretString;
 
 use crate::api::Credential;
-use crate::cache::{AccessToken, Clock, Fetch, TokenCache, TokenSource};
+use crate::cache::{AccessToken, Fetch, TokenCache, TokenSource};
+use crate::clock::Clock;
 use crate::config::{self, Authentication, ConfigDir, ProfileConfig};
 use crate::exchange::{Federation, FederationExchange};
 use crate::source::IdentitySource;
@@ -525,7 +526,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
     use super::*;
-    use crate::cache::SystemClock;
+    use crate::clock::SystemClock;
 
     fn env(dir: &std::path::Path, vars: &[(&str, &str)]) -> Environment {
         let mut env = Environment::from_vars(vars.iter().copied()).with("HOME", dir.to_str().unwrap());

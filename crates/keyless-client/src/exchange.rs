@@ -11,7 +11,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::api::Api;
-use crate::cache::{AccessToken, Clock, Fetch, TokenSource};
+use crate::cache::{AccessToken, Fetch, TokenSource};
+use crate::clock::Clock;
 use crate::source::{IdentitySource, SourceContext};
 use crate::{ClientError, Environment};
 

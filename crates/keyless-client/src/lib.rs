@@ -10,8 +10,11 @@
 //! - [`cache`]: [`cache::TokenCache`], exchanged tokens kept and refreshed (advisory/mandatory windows,
 //!   single flight, a disk cache shared across processes).
 //! - [`exchange`]: the federation exchange (`POST /v1/oauth/token`, JSON `jwt-bearer`).
+//! - [`clock`]: the one place the crate reads the time, and a manual clock for tests.
 //! - [`config`]: the configuration directory (profiles, 0600 credentials files, `active_config`).
 //! - [`jwks`]: fetching an issuer's JWKS over HTTPS (used by `keyless token inspect --jwks URL`).
+//! - `resource` (feature `resource-server`): verifying keyless access tokens in a resource server — a
+//!   cached, coalescing introspection client, a tower layer and an extractor.
 //! - `transport` (private): the URL policy (https except on loopback) and capped body reads.
 //! - [`ClientError`]: the one error type, split by where things went wrong; [`ApiError`] is a server's
 //!   error answer, decoded.
@@ -19,10 +22,13 @@
 pub mod api;
 pub mod cache;
 pub mod chain;
+pub mod clock;
 pub mod config;
 pub mod environment;
 pub mod exchange;
 pub mod jwks;
+#[cfg(feature = "resource-server")]
+pub mod resource;
 pub mod source;
 mod transport;
 

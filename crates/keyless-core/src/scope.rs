@@ -3,7 +3,8 @@
 //! Parts: [`Scope`] (one RFC 6749 scope token), [`ScopeSet`] (space-separated, deduplicated,
 //! first-occurrence order), [`ScopeError`], [`effective_scope`].
 //!
-//! Known scopes: [`WORKSPACE_DEVELOPER`] (the default grant), [`WORKSPACE_INFERENCE`], [`ORG_ADMIN`]. Any
+//! Known scopes: [`WORKSPACE_DEVELOPER`] (the default grant), [`WORKSPACE_INFERENCE`], [`ORG_ADMIN`],
+//! [`OAUTH_INTROSPECT`] (a resource server's least privilege: token introspection only). Any
 //! other syntactically valid scope token (`%x21 / %x23-5B / %x5D-7E`, 1 to 128 bytes) is accepted too, so
 //! operators can define their own later; [`Scope::is_known`] tells them apart.
 //!
@@ -29,6 +30,9 @@ pub const WORKSPACE_DEVELOPER: &str = "workspace:developer";
 pub const WORKSPACE_INFERENCE: &str = "workspace:inference";
 /// `org:admin`: the Admin API; needs an admin service account.
 pub const ORG_ADMIN: &str = "org:admin";
+/// `oauth:introspect`: `POST /v1/oauth/introspect` and nothing else, for resource servers that check the
+/// tokens presented to them. Outside the `org:` namespace, so a service account of any role may hold it.
+pub const OAUTH_INTROSPECT: &str = "oauth:introspect";
 
 /// The namespace whose scopes need an admin.
 const ORG_NAMESPACE: &str = "org:";
@@ -70,7 +74,7 @@ impl Scope {
 
     /// Whether it is one of the scopes keyless itself defines.
     pub fn is_known(&self) -> bool {
-        [WORKSPACE_DEVELOPER, WORKSPACE_INFERENCE, ORG_ADMIN].contains(&self.as_str())
+        [WORKSPACE_DEVELOPER, WORKSPACE_INFERENCE, ORG_ADMIN, OAUTH_INTROSPECT].contains(&self.as_str())
     }
 
     /// Whether a service account with `role` may hold it.
@@ -241,6 +245,8 @@ mod tests {
         assert!(scope(ORG_ADMIN).allowed_for(OrganizationRole::Admin));
         assert!(!scope("org:billing").allowed_for(OrganizationRole::Developer));
         assert!(scope(WORKSPACE_INFERENCE).allowed_for(OrganizationRole::Developer));
+        assert!(scope(OAUTH_INTROSPECT).is_known());
+        assert!(scope(OAUTH_INTROSPECT).allowed_for(OrganizationRole::Developer));
     }
 
     fn check_effective(requested: Option<&str>, rule: &str, role: OrganizationRole, expect: Result<&str, ()>) {

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
-use keyless_client::cache::SystemClock;
+use keyless_client::clock::SystemClock;
 use keyless_client::{ClientError, Credential, Environment, Explicit, Resolution};
 use secrecy::ExposeSecret;
 use serde_json::json;

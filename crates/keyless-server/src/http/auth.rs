@@ -7,7 +7,7 @@
 //! The check: `Authorization: Bearer <token>` must be present and shaped like a keyless access token
 //! (prefix, length, checksum; anything else is never looked up) → else 401 `authentication_error`.
 //! The token is looked up by its SHA-256 and must be active (not expired, not revoked) and of this
-//! server's organization → else 401. Then it must hold the required scope → else 403
+//! server's organization → else 401. Then it must hold one of the accepted scopes (when any are named) → else 403
 //! `permission_error`. The actor recorded for the caller's changes is the token's service account, or
 //! `bootstrap` for the bootstrap admin token (the only token bound to no service account today); that
 //! token is also the only credential that counts as interactive (a human's) — see
@@ -42,11 +42,13 @@ pub(crate) struct Caller {
     pub(crate) token: AccessTokenRecord,
 }
 
-/// Authenticates the bearer token in `headers` at `now`; with `required_scope`, the token must hold it.
+/// Authenticates the bearer token in `headers` at `now`. The token must hold at least one of
+/// `accepted_scopes` (alternatives, e.g. `org:admin` or `oauth:introspect`); an empty list accepts any
+/// active token.
 pub(crate) async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
-    required_scope: Option<&str>,
+    accepted_scopes: &[&str],
     now: i64,
 ) -> Result<Caller, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
@@ -68,10 +70,8 @@ pub(crate) async fn authenticate(
         Ok(None) => return Err(invalid_token()),
         Err(error) => return Err(ApiError::internal(format!("reading an access token: {error}"))),
     };
-    if let Some(scope) = required_scope
-        && !record.scope.contains(scope)
-    {
-        return Err(ApiError::permission(format!("this token lacks the `{scope}` scope")));
+    if !accepted_scopes.is_empty() && !accepted_scopes.iter().any(|scope| record.scope.contains(scope)) {
+        return Err(ApiError::permission(lacks(accepted_scopes)));
     }
     let actor = match &record.service_account_id {
         Some(service_account_id) => Actor {
@@ -84,6 +84,17 @@ pub(crate) async fn authenticate(
         },
     };
     Ok(Caller { actor, token: record })
+}
+
+/// The refusal's message: the one scope, or the alternatives, the token would need.
+fn lacks(accepted_scopes: &[&str]) -> String {
+    match accepted_scopes {
+        [scope] => format!("this token lacks the `{scope}` scope"),
+        scopes => {
+            let names: Vec<String> = scopes.iter().map(|scope| format!("`{scope}`")).collect();
+            format!("this token lacks a scope allowed here: one of {}", names.join(", "))
+        }
+    }
 }
 
 fn invalid_token() -> ApiError {
@@ -118,7 +129,7 @@ impl FromRequestParts<AppState> for AdminCaller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let now = clock::now_unix();
-        let caller = authenticate(state, &parts.headers, Some(ORG_ADMIN), now).await?;
+        let caller = authenticate(state, &parts.headers, &[ORG_ADMIN], now).await?;
         let request_id = parts
             .extensions
             .get::<RequestId>()
@@ -141,7 +152,7 @@ pub(crate) async fn require_admin(
     request_id: &RequestId,
     now: i64,
 ) -> Result<Caller, Response> {
-    authenticate(state, headers, Some(ORG_ADMIN), now)
+    authenticate(state, headers, &[ORG_ADMIN], now)
         .await
         .map_err(|error| error.into_response_with(request_id))
 }

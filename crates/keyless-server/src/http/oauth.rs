@@ -48,6 +48,8 @@ pub(crate) const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-
 const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
 const TOKEN_TYPE_ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
 const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+/// The scopes that may introspect, any one of them.
+const INTROSPECTION_SCOPES: &[&str] = &[scope::ORG_ADMIN, scope::OAUTH_INTROSPECT];
 /// The largest request body: a 16 KiB assertion and its parameters, with room to spare.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -121,8 +123,8 @@ fn description(rejection: &Rejection) -> String {
     }
 }
 
-/// `POST /v1/oauth/introspect` (RFC 7662): form `token`, caller authenticated with an `org:admin`
-/// bearer token.
+/// `POST /v1/oauth/introspect` (RFC 7662): form `token`, caller authenticated with a bearer token
+/// holding `org:admin` or the least-privilege `oauth:introspect` (a resource server's credential).
 async fn introspect(
     State(state): State<AppState>,
     Extension(request_id): Extension<RequestId>,
@@ -130,7 +132,7 @@ async fn introspect(
     body: Bytes,
 ) -> Response {
     let now = clock::now_unix();
-    if let Err(refusal) = auth::authenticate(&state, &headers, Some(scope::ORG_ADMIN), now).await {
+    if let Err(refusal) = auth::authenticate(&state, &headers, INTROSPECTION_SCOPES, now).await {
         let (status, error) = match refusal.status() {
             StatusCode::UNAUTHORIZED => (StatusCode::UNAUTHORIZED, "invalid_token"),
             StatusCode::FORBIDDEN => (StatusCode::FORBIDDEN, "insufficient_scope"),

@@ -23,8 +23,9 @@ enum Caller {
     Anyone,
     /// A bearer token with `org:admin` (Admin API errors).
     Admin,
-    /// A bearer token with `org:admin`, answered in RFC 6749's error shape (introspection).
-    OAuthAdmin,
+    /// A bearer token with `org:admin` or `oauth:introspect`, answered in RFC 6749's error shape
+    /// (introspection).
+    Introspector,
 }
 
 /// A body field's JSON type.
@@ -219,14 +220,14 @@ pub(crate) const OPERATIONS: &[Operation] = &[
         Body::JsonOrForm(TOKEN_REQUEST),
     )),
     Operation {
-        caller: Caller::OAuthAdmin,
+        caller: Caller::Introspector,
         ..body(
             op(
                 "post",
                 "/v1/oauth/introspect",
                 "introspect",
                 "oauth",
-                "Introspect an access token (RFC 7662); needs org:admin",
+                "Introspect an access token (RFC 7662); needs org:admin or oauth:introspect (the least privilege, for resource servers)",
             ),
             Body::Form(TOKEN_ONLY),
         )
@@ -504,7 +505,7 @@ fn document(public_url: &str) -> Value {
         "servers": [{ "url": public_url }],
         "paths": paths,
         "components": {
-            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "description": "A keyless access token holding org:admin" } },
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "description": "A keyless access token holding org:admin (introspection also accepts oauth:introspect)" } },
             "schemas": {
                 "Error": {
                     "type": "object",
@@ -549,7 +550,7 @@ fn operation_json(operation: &Operation) -> Value {
     let errors: &[(&str, &str)] = match operation.caller {
         Caller::Anyone if operation.body.is_none() => &[],
         Caller::Anyone => &[("400", "OAuthError"), ("503", "OAuthError")],
-        Caller::OAuthAdmin => &[
+        Caller::Introspector => &[
             ("400", "OAuthError"),
             ("401", "OAuthError"),
             ("403", "OAuthError"),

@@ -39,7 +39,12 @@ async fn metadata_get(State(state): State<AppState>) -> impl IntoResponse {
             "token_endpoint_auth_methods_supported": ["none"],
             "introspection_endpoint_auth_methods_supported": ["bearer"],
             "revocation_endpoint_auth_methods_supported": ["none"],
-            "scopes_supported": [scope::WORKSPACE_DEVELOPER, scope::WORKSPACE_INFERENCE, scope::ORG_ADMIN],
+            "scopes_supported": [
+                scope::WORKSPACE_DEVELOPER,
+                scope::WORKSPACE_INFERENCE,
+                scope::ORG_ADMIN,
+                scope::OAUTH_INTROSPECT,
+            ],
             "keyless_default_audience": state.public_url.as_ref(),
         })),
     )

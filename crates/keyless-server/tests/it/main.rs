@@ -14,6 +14,7 @@ mod admin;
 mod exchange;
 mod harness;
 mod interop;
+mod introspection;
 mod jwks;
 mod oidc;
 mod openapi;
