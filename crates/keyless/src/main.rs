@@ -3,10 +3,12 @@
 //!
 //! Commands are nouns then verbs (`keyless token inspect`). Doc comments are the help text and
 //! every flag has an environment variable. Exit codes: 0 success, 1 a local error or an invalid
-//! token, 2 a usage error (clap's own code), and later 2 for server errors too.
+//! token, 2 a usage error (clap's own code) or the server's error answer.
 //!
 //! Parts: `serve` (`keyless serve`), `bootstrap` (`keyless bootstrap admin-rule`), `inspect`
-//! (`keyless token inspect`), `clock` (the one place that reads the time).
+//! (`keyless token inspect`), `admin` (the Admin API nouns: `issuers`, `service-accounts`, `rules`,
+//! `workspaces`, `activities`), `session` (the global flags and the client they build), `output`
+//! (`--output table|json|yaml`), `completions`, `clock` (the one place that reads the time).
 
 #![allow(
     clippy::print_stdout,
@@ -14,10 +16,14 @@
     reason = "a command-line tool talks to its terminal"
 )]
 
+mod admin;
 mod bootstrap;
 mod clock;
+mod completions;
 mod inspect;
+mod output;
 mod serve;
+mod session;
 
 use std::process::ExitCode;
 
@@ -27,6 +33,8 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "keyless", version, about, propagate_version = true)]
 struct Cli {
+    #[command(flatten)]
+    global: session::GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -41,6 +49,18 @@ enum Command {
     /// Work with tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage federation issuers: the identity providers whose tokens are accepted.
+    Issuers(admin::issuers::IssuersArgs),
+    /// Manage service accounts and their workspace memberships.
+    ServiceAccounts(admin::service_accounts::ServiceAccountsArgs),
+    /// Manage federation rules: which tokens of an issuer become which service account.
+    Rules(admin::rules::RulesArgs),
+    /// Manage workspaces.
+    Workspaces(admin::workspaces::WorkspacesArgs),
+    /// Read the activity feed: every admin change and token exchange.
+    Activities(admin::activities::ActivitiesArgs),
+    /// Print a shell completion script.
+    Completions(completions::CompletionsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,5 +99,11 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Bootstrap(BootstrapCommand::AdminRule(args)) => bootstrap::run(args),
         Command::Token(TokenCommand::Inspect(args)) => inspect::run(args),
+        Command::Issuers(args) => admin::issuers::main(&cli.global, args),
+        Command::ServiceAccounts(args) => admin::service_accounts::main(&cli.global, args),
+        Command::Rules(args) => admin::rules::main(&cli.global, args),
+        Command::Workspaces(args) => admin::workspaces::main(&cli.global, args),
+        Command::Activities(args) => admin::activities::main(&cli.global, args),
+        Command::Completions(args) => completions::run(&args),
     }
 }
