@@ -7,6 +7,8 @@
     missing_docs
 )]
 
+mod admin;
 mod bootstrap;
 mod inspect;
 mod serve;
+mod support;
