@@ -19,6 +19,7 @@
 //! - [`ClientError`]: the one error type, split by where things went wrong; [`ApiError`] is a server's
 //!   error answer, decoded.
 
+pub mod admin;
 pub mod api;
 pub mod cache;
 pub mod chain;

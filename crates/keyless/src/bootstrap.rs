@@ -18,6 +18,8 @@ use keyless_server::service::bootstrap::{AdminRuleOutcome, AdminRuleRequest};
 use secrecy::SecretString;
 use serde_json::json;
 
+use crate::error::one_line;
+
 use crate::clock;
 
 /// The `grant_type` of the exchange a workload sends (RFC 7523).
@@ -142,21 +144,6 @@ pub(crate) fn run(args: AdminRuleArgs) -> ExitCode {
         Output::Json => println!("{:#}", json_output(&outcome)),
     }
     ExitCode::SUCCESS
-}
-
-/// The error and its causes on one line, each cause once.
-fn one_line(error: &dyn std::error::Error) -> String {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !line.contains(&cause_text) {
-            line.push_str(": ");
-            line.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    line.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn verb(created: bool) -> &'static str {

@@ -1,52 +1,22 @@
-//! The credential side of the CLI: `keyless token`, `keyless exec`, `keyless auth status`, and the one
-//! function every network command gets its credential from ([`resolve`]).
+//! The credential side of the CLI: `keyless token`, `keyless exec`, `keyless auth status`.
 //!
 //! All of it is keyless-client's credential chain ([`keyless_client::chain`]); this module only turns
-//! flags into [`Explicit`] and results into output and exit codes (0 ok, 1 a local error, 2 the server
+//! flags into a chain resolution and results into output and exit codes (0 ok, 1 a local error, 2 the server
 //! refused).
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
-use keyless_client::clock::SystemClock;
-use keyless_client::{ClientError, Credential, Environment, Explicit, Resolution};
+use keyless_client::{ClientError, Credential, Resolution};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-/// Where the server is and which profile to use: global flags of every command that calls a server.
-#[derive(Debug, Clone, Args)]
-pub(crate) struct ServerArgs {
-    /// The keyless server (https, or http on loopback). Default: the profile's, else http://127.0.0.1:8080.
-    #[arg(long, env = "KEYLESS_BASE_URL", global = true, value_name = "URL")]
-    pub(crate) base_url: Option<String>,
-    /// The profile to use (a file under the configuration directory's configs/).
-    #[arg(long, env = "KEYLESS_PROFILE", global = true, value_name = "NAME")]
-    pub(crate) profile: Option<String>,
-}
+use crate::error::CliError;
+use crate::session::{GlobalArgs, resolve};
 
-/// Runs the credential chain for the current process.
-pub(crate) fn resolve(server: &ServerArgs) -> Result<Resolution, ClientError> {
-    let explicit = Explicit {
-        base_url: server.base_url.clone(),
-        profile: server.profile.clone(),
-        ..Explicit::default()
-    };
-    // `KEYLESS_BASE_URL`/`KEYLESS_PROFILE` are read by clap into the flags; the chain reads the rest.
-    let resolution = keyless_client::resolve(&explicit, &Environment::from_process(), Arc::new(SystemClock))?;
-    for warning in &resolution.warnings {
-        eprintln!("warning: {warning}");
-    }
-    Ok(resolution)
-}
-
-/// Prints `error` as one line and returns its exit code: 2 when the server refused, else 1.
-pub(crate) fn fail(error: &ClientError) -> ExitCode {
-    eprintln!("error: {error}");
-    match error {
-        ClientError::Api(_) => ExitCode::from(2),
-        _ => ExitCode::from(1),
-    }
+/// Prints `error` as one line; its exit code.
+pub(crate) fn fail(error: ClientError) -> ExitCode {
+    CliError::from(error).report()
 }
 
 /// How to print.
@@ -60,7 +30,7 @@ pub(crate) enum Format {
 
 /// `keyless token` (print a token).
 #[derive(Debug, Args)]
-pub(crate) struct TokenArgs {
+pub(crate) struct PrintArgs {
     /// `text` prints the bare token; `json` adds its expiry, scope and source.
     #[arg(long, short, env = "KEYLESS_OUTPUT", value_enum, default_value = "text")]
     output: Format,
@@ -106,11 +76,11 @@ fn runtime() -> Result<tokio::runtime::Runtime, ClientError> {
 }
 
 /// `keyless token`.
-pub(crate) fn token(server: &ServerArgs, args: &TokenArgs) -> ExitCode {
-    let result = resolve(server).and_then(|resolution| runtime()?.block_on(obtain(&resolution)));
+pub(crate) fn token(global: &GlobalArgs, args: &PrintArgs) -> ExitCode {
+    let result = resolve(global).and_then(|resolution| runtime()?.block_on(obtain(&resolution)));
     let obtained = match result {
         Ok(obtained) => obtained,
-        Err(error) => return fail(&error),
+        Err(error) => return fail(error),
     };
     match args.output {
         Format::Text => println!("{}", obtained.token.expose_secret()),
@@ -151,14 +121,14 @@ pub(crate) struct ExecArgs {
 
 /// `keyless exec -- COMMAND ARGS…`: runs the command with a fresh token in `KEYLESS_AUTH_TOKEN` (and
 /// the `--env` names) and the server in `KEYLESS_BASE_URL`; exits with the command's status.
-pub(crate) fn exec(server: &ServerArgs, args: &ExecArgs) -> ExitCode {
-    let result = resolve(server).and_then(|resolution| {
+pub(crate) fn exec(global: &GlobalArgs, args: &ExecArgs) -> ExitCode {
+    let result = resolve(global).and_then(|resolution| {
         let obtained = runtime()?.block_on(obtain(&resolution))?;
         Ok((resolution, obtained))
     });
     let (resolution, obtained) = match result {
         Ok(found) => found,
-        Err(error) => return fail(&error),
+        Err(error) => return fail(error),
     };
     for name in &args.extra_vars {
         if name.is_empty() || name.contains(['=', '\0']) {
@@ -217,10 +187,10 @@ pub(crate) struct StatusArgs {
 }
 
 /// `keyless auth status`: which credential source wins and why; with `--check`, whether it works.
-pub(crate) fn status(server: &ServerArgs, args: &StatusArgs) -> ExitCode {
-    let resolution = match resolve(server) {
+pub(crate) fn status(global: &GlobalArgs, args: &StatusArgs) -> ExitCode {
+    let resolution = match resolve(global) {
         Ok(resolution) => resolution,
-        Err(error) => return fail(&error),
+        Err(error) => return fail(error),
     };
     let credential = match &resolution.credential {
         Credential::ApiKey(_) => "API key (x-api-key)".to_owned(),
@@ -290,7 +260,7 @@ pub(crate) fn status(server: &ServerArgs, args: &StatusArgs) -> ExitCode {
         }
     }
     match check {
-        Some(Err(error)) => fail(&error),
+        Some(Err(error)) => fail(error),
         _ => ExitCode::SUCCESS,
     }
 }

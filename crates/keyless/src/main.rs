@@ -3,12 +3,14 @@
 //!
 //! Commands are nouns then verbs (`keyless token inspect`). Doc comments are the help text and
 //! every flag has an environment variable. Exit codes: 0 success, 1 a local error or an invalid
-//! token, 2 a usage error (clap's own code), and later 2 for server errors too.
+//! token, 2 a usage error (clap's own code) or the server's error answer.
 //!
 //! Parts: `serve` (`keyless serve`), `bootstrap` (`keyless bootstrap admin-rule`), `inspect`
-//! (`keyless token inspect`), `credentials` (the global server flags, the credential chain, `keyless
-//! token`, `exec`, `auth status`), `profile` (`keyless profile …`), `clock` (the one place that reads
-//! the time).
+//! (`keyless token inspect`), `credentials` (`keyless token`, `exec`, `auth status`), `profile`
+//! (`keyless profile …`), `admin` (the Admin API nouns: `issuers`, `service-accounts`, `rules`,
+//! `workspaces`, `activities`), `session` (the global flags, the credential chain and the client they
+//! build), `error` (one-line errors and exit codes), `output` (`--output table|json|yaml`),
+//! `completions`, `clock` (the one place that reads the time).
 
 #![allow(
     clippy::print_stdout,
@@ -16,12 +18,17 @@
     reason = "a command-line tool talks to its terminal"
 )]
 
+mod admin;
 mod bootstrap;
 mod clock;
+mod completions;
 mod credentials;
+mod error;
 mod inspect;
+mod output;
 mod profile;
 mod serve;
+mod session;
 
 use std::process::ExitCode;
 
@@ -32,7 +39,7 @@ use clap::{Parser, Subcommand};
 #[command(name = "keyless", version, about, propagate_version = true)]
 struct Cli {
     #[command(flatten)]
-    server: credentials::ServerArgs,
+    global: session::GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -67,6 +74,18 @@ enum Command {
     /// (KEYLESS_CONFIG_DIR, else ~/.config/keyless).
     #[command(subcommand)]
     Profile(profile::ProfileCommand),
+    /// Manage federation issuers: the identity providers whose tokens are accepted.
+    Issuers(admin::issuers::IssuersArgs),
+    /// Manage service accounts and their workspace memberships.
+    ServiceAccounts(admin::service_accounts::ServiceAccountsArgs),
+    /// Manage federation rules: which tokens of an issuer become which service account.
+    Rules(admin::rules::RulesArgs),
+    /// Manage workspaces.
+    Workspaces(admin::workspaces::WorkspacesArgs),
+    /// Read the activity feed: every admin change and token exchange.
+    Activities(admin::activities::ActivitiesArgs),
+    /// Print a shell completion script.
+    Completions(completions::CompletionsArgs),
 }
 
 /// `keyless token`.
@@ -76,7 +95,7 @@ struct TokenArgs {
     #[command(subcommand)]
     command: Option<TokenCommand>,
     #[command(flatten)]
-    print: credentials::TokenArgs,
+    print: credentials::PrintArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,9 +144,28 @@ fn main() -> ExitCode {
             command: Some(TokenCommand::Inspect(args)),
             ..
         }) => inspect::run(args),
-        Command::Token(TokenArgs { command: None, print }) => credentials::token(&cli.server, &print),
-        Command::Exec(args) => credentials::exec(&cli.server, &args),
-        Command::Auth(AuthCommand::Status(args)) => credentials::status(&cli.server, &args),
+        Command::Token(TokenArgs { command: None, print }) => credentials::token(&cli.global, &print),
+        Command::Exec(args) => credentials::exec(&cli.global, &args),
+        Command::Auth(AuthCommand::Status(args)) => credentials::status(&cli.global, &args),
         Command::Profile(command) => profile::run(command),
+        Command::Issuers(args) => admin::issuers::main(&cli.global, args),
+        Command::ServiceAccounts(args) => admin::service_accounts::main(&cli.global, args),
+        Command::Rules(args) => admin::rules::main(&cli.global, args),
+        Command::Workspaces(args) => admin::workspaces::main(&cli.global, args),
+        Command::Activities(args) => admin::activities::main(&cli.global, args),
+        Command::Completions(args) => completions::run(&args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Clap's own consistency checks (unique argument and group names, valid defaults) on every command.
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

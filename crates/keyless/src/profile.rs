@@ -126,7 +126,7 @@ pub(crate) fn run(command: ProfileCommand) -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => fail(&error),
+        Err(error) => fail(error),
     }
 }
 

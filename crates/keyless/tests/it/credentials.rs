@@ -182,7 +182,10 @@ fn keyless_token_exchanges_a_token_file_and_processes_share_the_cache() {
     assert_eq!(json["access_token"], token.as_str());
     assert_eq!(json["token_type"], "Bearer");
     assert!(json["expires_in"].as_i64().unwrap() > 500, "{json}");
-    assert!(json["source"].as_str().unwrap().contains("federation environment"), "{json}");
+    assert!(
+        json["source"].as_str().unwrap().contains("federation environment"),
+        "{json}"
+    );
     assert_eq!(fed.successful_exchanges(), 1);
     // The cache file is private.
     let cache_dir = fed.home.path().join(".config/keyless/cache");
@@ -201,12 +204,18 @@ fn a_refused_exchange_is_exit_2_with_the_check_and_the_request_id() {
     assert_eq!(run.stdout, "");
     assert_eq!(run.stderr.lines().count(), 1, "{run:#?}");
     assert!(run.stderr.starts_with("error: "), "{run:#?}");
-    assert!(run.stderr.contains("invalid_grant") && run.stderr.contains("request req_"), "{run:#?}");
+    assert!(
+        run.stderr.contains("invalid_grant") && run.stderr.contains("request req_"),
+        "{run:#?}"
+    );
     assert!(!run.stderr.contains("panicked"));
 
     let nothing = fed.run(&["token"], &[]);
     assert_eq!(nothing.code, Some(1), "{nothing:#?}");
-    assert!(nothing.stderr.starts_with("error: no credentials found"), "{nothing:#?}");
+    assert!(
+        nothing.stderr.starts_with("error: no credentials found"),
+        "{nothing:#?}"
+    );
 }
 
 #[test]
@@ -215,7 +224,15 @@ fn exec_passes_the_token_and_the_exit_status() {
     let file = fed.token_file(&fed.base_url);
     let mut vars = fed.federation_vars(file.to_str().unwrap());
     let printed = fed.run(
-        &["exec", "--env", "OTHER_TOKEN", "--", "sh", "-c", r#"printf '%s %s %s' "$KEYLESS_AUTH_TOKEN" "$OTHER_TOKEN" "${KEYLESS_IDENTITY_TOKEN:-none}""#],
+        &[
+            "exec",
+            "--env",
+            "OTHER_TOKEN",
+            "--",
+            "sh",
+            "-c",
+            r#"printf '%s %s %s' "$KEYLESS_AUTH_TOKEN" "$OTHER_TOKEN" "${KEYLESS_IDENTITY_TOKEN:-none}""#,
+        ],
         &vars,
     );
     assert_eq!(printed.code, Some(0), "{printed:#?}");
@@ -232,7 +249,10 @@ fn exec_passes_the_token_and_the_exit_status() {
     vars.push(("KEYLESS_IDENTITY_TOKEN", "not-used"));
     let missing = fed.run(&["exec", "--", "/nonexistent/program"], &vars);
     assert_eq!(missing.code, Some(1), "{missing:#?}");
-    assert!(missing.stderr.contains("could not run \"/nonexistent/program\""), "{missing:#?}");
+    assert!(
+        missing.stderr.contains("could not run \"/nonexistent/program\""),
+        "{missing:#?}"
+    );
 }
 
 #[test]
@@ -248,8 +268,16 @@ fn auth_status_names_the_winner_and_warns_about_a_leftover_key() {
     vars.push(("KEYLESS_API_KEY", "sk-leftover-key"));
     let shadowed = fed.run(&["auth", "status", "--output", "json"], &vars);
     let json = shadowed.json();
-    assert_eq!(json["steps"].as_array().unwrap().last().unwrap()["name"], "KEYLESS_API_KEY");
-    assert!(shadowed.stderr.contains("warning: KEYLESS_API_KEY takes precedence over the federation setup"), "{shadowed:#?}");
+    assert_eq!(
+        json["steps"].as_array().unwrap().last().unwrap()["name"],
+        "KEYLESS_API_KEY"
+    );
+    assert!(
+        shadowed
+            .stderr
+            .contains("warning: KEYLESS_API_KEY takes precedence over the federation setup"),
+        "{shadowed:#?}"
+    );
     assert!(!shadowed.stdout.contains("sk-leftover-key") && !shadowed.stderr.contains("sk-leftover-key"));
     let token = fed.run(&["token"], &vars);
     assert_eq!(token.code, Some(1), "an API key is not an access token: {token:#?}");
@@ -261,9 +289,20 @@ fn profiles_hold_federation_settings_and_stored_tokens() {
     let file = fed.token_file(&fed.base_url);
     let set = fed.run(
         &[
-            "profile", "set", "ci", "--auth-type", "oidc-federation", "--server-url", &fed.base_url,
-            "--organization-id", &fed.organization_id, "--federation-rule-id", &fed.rule_id,
-            "--identity-token-file", file.to_str().unwrap(), "--activate",
+            "profile",
+            "set",
+            "ci",
+            "--auth-type",
+            "oidc-federation",
+            "--server-url",
+            &fed.base_url,
+            "--organization-id",
+            &fed.organization_id,
+            "--federation-rule-id",
+            &fed.rule_id,
+            "--identity-token-file",
+            file.to_str().unwrap(),
+            "--activate",
         ],
         &[],
     );
@@ -272,12 +311,24 @@ fn profiles_hold_federation_settings_and_stored_tokens() {
     assert_eq!(token.code, Some(0), "{token:#?}");
     assert_eq!(fed.introspect(token.stdout.trim())["active"], true);
     let credentials = fed.home.path().join(".config/keyless/credentials/ci.json");
-    assert!(credentials.is_file(), "the profile's token is cached in credentials/ci.json");
+    assert!(
+        credentials.is_file(),
+        "the profile's token is cached in credentials/ci.json"
+    );
 
     // An admin profile holding the bootstrap token, written from stdin.
     let mut child = fed
         .keyless(
-            &["profile", "set", "admin", "--auth-type", "user-oauth", "--server-url", &fed.base_url, "--access-token-stdin"],
+            &[
+                "profile",
+                "set",
+                "admin",
+                "--auth-type",
+                "user-oauth",
+                "--server-url",
+                &fed.base_url,
+                "--access-token-stdin",
+            ],
             &[],
         )
         .stdin(Stdio::piped())
@@ -286,7 +337,12 @@ fn profiles_hold_federation_settings_and_stored_tokens() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(fed.admin_token.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(fed.admin_token.as_bytes())
+        .unwrap();
     assert!(child.wait().unwrap().success());
     let listed = fed.run(&["profile", "list", "--output", "json"], &[]).json();
     let names: Vec<(&str, bool)> = listed["data"]
@@ -299,7 +355,10 @@ fn profiles_hold_federation_settings_and_stored_tokens() {
     let admin = fed.run(&["token", "--profile", "admin"], &[]);
     assert_eq!(admin.stdout.trim(), fed.admin_token);
     let shown = fed.run(&["profile", "get", "admin", "--output", "json"], &[]);
-    assert!(!shown.stdout.contains(&fed.admin_token), "profile get never shows a token");
+    assert!(
+        !shown.stdout.contains(&fed.admin_token),
+        "profile get never shows a token"
+    );
     assert_eq!(shown.json()["credentials"]["has_access_token"], true);
 
     // A credentials file others can read is refused.

@@ -7,6 +7,9 @@
     missing_docs
 )]
 
+mod admin;
 mod bootstrap;
+mod credentials;
 mod inspect;
 mod serve;
+mod support;

@@ -1,0 +1,182 @@
+//! Federation rules (`fdrl_…`): `/v1/organizations/federation_rules`, and the workspaces they are
+//! enabled in.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Audit;
+
+/// A federation rule (`type: federation_rule`): which tokens of an issuer become which service account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FederationRule {
+    /// `fdrl_…`.
+    pub id: String,
+    /// Always `federation_rule`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Unique per organization.
+    pub name: String,
+    /// At most 1024 characters.
+    pub description: Option<String>,
+    /// The issuer whose tokens it matches (immutable).
+    pub issuer_id: String,
+    /// What a token must carry.
+    #[serde(rename = "match")]
+    pub r#match: Match,
+    /// Who a matching token becomes.
+    pub target: Target,
+    /// The scopes it grants at most, space-separated.
+    pub oauth_scope: String,
+    /// 60–86400: the longest lifetime of a token minted through it.
+    pub token_lifetime_seconds: i64,
+    /// The workspaces it is enabled in, sorted; empty when `applies_to_all_workspaces`.
+    pub workspace_ids: Vec<String>,
+    /// Whether it is enabled in every workspace.
+    pub applies_to_all_workspaces: bool,
+    /// The audit fields.
+    #[serde(flatten)]
+    pub audit: Audit,
+}
+
+/// A rule's `match` block, as written. Every populated matcher must pass.
+///
+/// Unset members serialize as `null`, as the server answers them (and accepts them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Match {
+    /// `sub` equals it, or starts with it when it ends in `*`.
+    #[serde(default)]
+    pub subject_prefix: Option<String>,
+    /// `aud` is it, or contains it.
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// Top-level claims that must equal these strings.
+    #[serde(default)]
+    pub claims: Option<BTreeMap<String, String>>,
+    /// A CEL expression over `claims` that must be true.
+    #[serde(default)]
+    pub condition: Option<String>,
+}
+
+/// A rule's `target`: `{type: service_account, service_account_id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    /// Always `service_account`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The service account a matching token becomes.
+    pub service_account_id: String,
+}
+
+impl Target {
+    /// The target `{type: service_account, service_account_id}`.
+    pub fn service_account(service_account_id: impl Into<String>) -> Self {
+        Target {
+            kind: "service_account".to_owned(),
+            service_account_id: service_account_id.into(),
+        }
+    }
+}
+
+/// `POST /v1/organizations/federation_rules`. At most one of `workspace_id`, `workspace_ids` and
+/// `applies_to_all_workspaces`; none means the default workspace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateFederationRule {
+    /// `^[a-z0-9-]+$`, 1–255 characters.
+    pub name: String,
+    /// An optional description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The issuer (`fdis_…`).
+    pub issuer_id: String,
+    /// What a token must carry.
+    #[serde(rename = "match")]
+    pub r#match: Match,
+    /// Who a matching token becomes.
+    pub target: Target,
+    /// Space-separated scopes; the server's default is `workspace:developer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth_scope: Option<String>,
+    /// 60–86400; the server's default is 3600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_lifetime_seconds: Option<i64>,
+    /// One workspace (`wrkspc_…` or `default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace_id: Option<String>,
+    /// Several workspaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace_ids: Option<Vec<String>>,
+    /// `true`: every workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applies_to_all_workspaces: Option<bool>,
+}
+
+/// `POST /v1/organizations/federation_rules/{id}`: a partial update; `match` and `target` are
+/// replaced whole, and any of the workspace fields replaces the workspaces. The merged rule is
+/// validated as a whole.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateFederationRule {
+    /// The new name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `Some(None)` clears the description (`null`), `Some(Some(_))` sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::nullable")]
+    pub description: Option<Option<String>>,
+    /// Immutable: accepted only unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_id: Option<String>,
+    /// The new `match` block.
+    #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
+    pub r#match: Option<Match>,
+    /// The new target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
+    /// The new scopes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth_scope: Option<String>,
+    /// The new lifetime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_lifetime_seconds: Option<i64>,
+    /// One workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace_id: Option<String>,
+    /// Several workspaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace_ids: Option<Vec<String>>,
+    /// Every workspace (`true`), or back to a list (`false`, with one of the other two).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applies_to_all_workspaces: Option<bool>,
+}
+
+/// One workspace a rule is enabled in (`type: federation_rule_workspace`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleWorkspace {
+    /// Always `federation_rule_workspace`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The rule.
+    pub federation_rule_id: String,
+    /// The workspace.
+    pub workspace_id: String,
+}
+
+/// `GET …/federation_rules/{id}/workspaces`: never paged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleWorkspaces {
+    /// The workspaces; empty when `applies_to_all_workspaces`.
+    pub data: Vec<RuleWorkspace>,
+    /// Whether the rule is enabled in every workspace.
+    pub applies_to_all_workspaces: bool,
+    /// Always `None`.
+    pub next_page: Option<String>,
+}
+
+/// `POST …/federation_rules/{id}/workspaces`: enable the rule in one more workspace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddRuleWorkspace {
+    /// `wrkspc_…` or `default`.
+    pub workspace_id: String,
+}

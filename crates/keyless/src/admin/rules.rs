@@ -1,0 +1,288 @@
+//! `keyless rules create|list|get|update|archive` and `keyless rules workspaces list|add|remove`.
+//!
+//! The `match` flags (`--subject-prefix`, `--audience`, `--claim`, `--condition`) are set inside the
+//! `match` object of `--from-file`, if it has one; on `update` any of them replaces the rule's `match`
+//! whole, as the API does.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use keyless_api::{CreateFederationRule, FederationRule, RuleWorkspace, Target, UpdateFederationRule};
+use serde_json::{Map, Value};
+
+use crate::admin::{Body, ListArgs, collect, json, run};
+use crate::error::CliError;
+use crate::output::{self, OutputArgs, Row, cell};
+use crate::session::GlobalArgs;
+
+/// `keyless rules`.
+#[derive(Debug, Args)]
+pub(crate) struct RulesArgs {
+    #[command(flatten)]
+    output: OutputArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a federation rule: tokens of an issuer that match become a service account.
+    Create(Box<RuleArgs>),
+    /// List federation rules, newest first (every page unless --limit).
+    List(ListRulesArgs),
+    /// Show one federation rule.
+    Get {
+        /// The rule (fdrl_…).
+        id: String,
+    },
+    /// Change a federation rule (match and target are replaced whole; the result is validated whole).
+    Update(Box<UpdateArgs>),
+    /// Archive a federation rule: exchanges through it stop at once.
+    Archive {
+        /// The rule (fdrl_…).
+        id: String,
+    },
+    /// The workspaces a rule is enabled in.
+    #[command(subcommand)]
+    Workspaces(WorkspacesCommand),
+}
+
+#[derive(Debug, Args)]
+struct ListRulesArgs {
+    #[command(flatten)]
+    list: ListArgs,
+    /// Only the rules of this issuer (fdis_…).
+    #[arg(long, env = "KEYLESS_RULES_ISSUER_ID", value_name = "ID")]
+    issuer_id: Option<String>,
+}
+
+/// The fields of a rule, shared by `create` and `update`.
+#[derive(Debug, Args)]
+struct RuleArgs {
+    /// The name: 1–255 of a-z, 0-9 and `-`, unique in the organization.
+    #[arg(long, env = "KEYLESS_RULES_NAME", value_name = "NAME")]
+    name: Option<String>,
+    /// A description (at most 1024 characters).
+    #[arg(long, env = "KEYLESS_RULES_DESCRIPTION", value_name = "TEXT")]
+    description: Option<String>,
+    /// The issuer whose tokens it matches (fdis_…; immutable after create).
+    #[arg(long, env = "KEYLESS_RULES_ISSUER_ID", value_name = "ID")]
+    issuer_id: Option<String>,
+    /// match.subject_prefix: `sub` equals it, or starts with it when it ends in `*`.
+    #[arg(long, env = "KEYLESS_RULES_SUBJECT_PREFIX", value_name = "SUB")]
+    subject_prefix: Option<String>,
+    /// match.audience: `aud` is it, or contains it.
+    #[arg(long, env = "KEYLESS_RULES_AUDIENCE", value_name = "AUD")]
+    audience: Option<String>,
+    /// match.claims: a top-level claim that must equal a string (repeatable).
+    #[arg(
+        long = "claim",
+        env = "KEYLESS_RULES_CLAIMS",
+        value_name = "NAME=VALUE",
+        value_delimiter = ','
+    )]
+    claims: Vec<String>,
+    /// match.condition: a CEL expression over `claims` that must be true.
+    #[arg(long, env = "KEYLESS_RULES_CONDITION", value_name = "CEL")]
+    condition: Option<String>,
+    /// The service account a matching token becomes (svac_…).
+    #[arg(long, env = "KEYLESS_RULES_SERVICE_ACCOUNT_ID", value_name = "ID")]
+    service_account_id: Option<String>,
+    /// The scopes granted at most, space-separated (the server's default: workspace:developer).
+    #[arg(long, env = "KEYLESS_RULES_OAUTH_SCOPE", value_name = "SCOPES")]
+    oauth_scope: Option<String>,
+    /// The longest lifetime of a minted token, 60–86400 (the server's default: 3600).
+    #[arg(long, env = "KEYLESS_RULES_TOKEN_LIFETIME_SECONDS", value_name = "SECONDS")]
+    token_lifetime_seconds: Option<i64>,
+    /// Enable it in this workspace (wrkspc_… or `default`; repeatable). Default: the default workspace.
+    #[arg(
+        long = "workspace-id",
+        env = "KEYLESS_RULES_WORKSPACE_IDS",
+        value_name = "ID",
+        value_delimiter = ',',
+        conflicts_with = "all_workspaces"
+    )]
+    workspace_ids: Vec<String>,
+    /// Enable it in every workspace.
+    #[arg(long, env = "KEYLESS_RULES_ALL_WORKSPACES")]
+    all_workspaces: bool,
+    /// The request body as JSON (`-` reads stdin); flags override its fields.
+    #[arg(long, env = "KEYLESS_RULES_FROM_FILE", value_name = "FILE")]
+    from_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct UpdateArgs {
+    /// The rule (fdrl_…).
+    id: String,
+    #[command(flatten)]
+    rule: RuleArgs,
+    /// Remove the description.
+    #[arg(long, env = "KEYLESS_RULES_CLEAR_DESCRIPTION", conflicts_with = "description")]
+    clear_description: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum WorkspacesCommand {
+    /// List the workspaces a rule is enabled in.
+    List {
+        /// The rule (fdrl_…).
+        id: String,
+    },
+    /// Enable a rule in one more workspace.
+    Add {
+        /// The rule (fdrl_…).
+        id: String,
+        /// The workspace (wrkspc_…, or `default`).
+        workspace_id: String,
+    },
+    /// Disable a rule in one workspace (not its last one: archive the rule instead).
+    Remove {
+        /// The rule (fdrl_…).
+        id: String,
+        /// The workspace (wrkspc_…, or `default`).
+        workspace_id: String,
+    },
+}
+
+impl RuleArgs {
+    /// The body: the file's fields, then the flags over them.
+    fn body(&self) -> Result<Body, CliError> {
+        let mut body = Body::from_file(self.from_file.as_ref())?;
+        body.set("name", json(self.name.clone()));
+        body.set("description", json(self.description.clone()));
+        body.set("issuer_id", json(self.issuer_id.clone()));
+        let mut matcher = body.object("match")?;
+        let mut match_set = false;
+        for (field, value) in [
+            ("subject_prefix", &self.subject_prefix),
+            ("audience", &self.audience),
+            ("condition", &self.condition),
+        ] {
+            if let Some(value) = value {
+                matcher.insert(field.to_owned(), Value::from(value.as_str()));
+                match_set = true;
+            }
+        }
+        if !self.claims.is_empty() {
+            let mut claims = match matcher.get("claims") {
+                Some(Value::Object(claims)) => claims.clone(),
+                _ => Map::new(),
+            };
+            for claim in &self.claims {
+                let (name, value) = claim
+                    .split_once('=')
+                    .ok_or_else(|| CliError::Local(format!("--claim {claim}: must be NAME=VALUE")))?;
+                claims.insert(name.to_owned(), Value::from(value));
+            }
+            matcher.insert("claims".to_owned(), Value::Object(claims));
+            match_set = true;
+        }
+        if match_set {
+            body.set("match", Some(Value::Object(matcher)));
+        }
+        if let Some(service_account_id) = &self.service_account_id {
+            let target = Target::service_account(service_account_id.as_str());
+            body.set(
+                "target",
+                Some(serde_json::to_value(target).map_err(|err| CliError::Local(err.to_string()))?),
+            );
+        }
+        body.set("oauth_scope", json(self.oauth_scope.clone()));
+        body.set("token_lifetime_seconds", json(self.token_lifetime_seconds));
+        match self.workspace_ids.as_slice() {
+            [] => {}
+            [one] => body.set("workspace_id", json(Some(one.as_str()))),
+            many => body.set("workspace_ids", Some(Value::from(many.to_vec()))),
+        }
+        if self.all_workspaces {
+            body.set("applies_to_all_workspaces", Some(Value::Bool(true)));
+        }
+        Ok(body)
+    }
+}
+
+impl Row for FederationRule {
+    const HEADERS: &'static [&'static str] = &[
+        "ID",
+        "NAME",
+        "ISSUER",
+        "SUBJECT",
+        "SERVICE ACCOUNT",
+        "SCOPE",
+        "LIFETIME",
+        "WORKSPACES",
+        "ARCHIVED",
+    ];
+
+    fn cells(&self) -> Vec<String> {
+        let workspaces = if self.applies_to_all_workspaces {
+            "all".to_owned()
+        } else {
+            self.workspace_ids.join(",")
+        };
+        vec![
+            self.id.clone(),
+            self.name.clone(),
+            self.issuer_id.clone(),
+            cell(self.r#match.subject_prefix.as_deref()),
+            self.target.service_account_id.clone(),
+            self.oauth_scope.clone(),
+            self.token_lifetime_seconds.to_string(),
+            workspaces,
+            cell(self.audit.archived_at.as_deref()),
+        ]
+    }
+}
+
+impl Row for RuleWorkspace {
+    const HEADERS: &'static [&'static str] = &["RULE", "WORKSPACE"];
+
+    fn cells(&self) -> Vec<String> {
+        vec![self.federation_rule_id.clone(), self.workspace_id.clone()]
+    }
+}
+
+/// Runs `keyless rules …`.
+pub(crate) fn main(global: &GlobalArgs, args: RulesArgs) -> ExitCode {
+    let format = args.output.output;
+    run(global, true, |admin| async move {
+        let rules = admin.rules();
+        match args.command {
+            Command::Create(create) => {
+                let request: CreateFederationRule = create.body()?.into_request()?;
+                output::one(format, &rules.create(&request).await?)?;
+            }
+            Command::List(list) => {
+                let pager = rules.pages(&list.list.options(), list.issuer_id.as_deref());
+                output::many(format, &collect(pager, &list.list).await?)?;
+            }
+            Command::Get { id } => output::one(format, &rules.get(&id).await?)?,
+            Command::Update(update) => {
+                let mut body = update.rule.body()?;
+                body.clear("description", update.clear_description);
+                let request: UpdateFederationRule = body.into_request()?;
+                output::one(format, &rules.update(&update.id, &request).await?)?;
+            }
+            Command::Archive { id } => output::one(format, &rules.archive(&id).await?)?,
+            Command::Workspaces(WorkspacesCommand::List { id }) => {
+                let workspaces = rules.workspaces(&id).await?;
+                if format == output::Format::Table && workspaces.applies_to_all_workspaces {
+                    output::write_stdout(&format!("{id} applies to all workspaces\n"))?;
+                } else if format == output::Format::Table {
+                    output::many(format, &workspaces.data)?;
+                } else {
+                    output::document(format, &workspaces)?;
+                }
+            }
+            Command::Workspaces(WorkspacesCommand::Add { id, workspace_id }) => {
+                output::one(format, &rules.add_workspace(&id, &workspace_id).await?)?;
+            }
+            Command::Workspaces(WorkspacesCommand::Remove { id, workspace_id }) => {
+                output::one(format, &rules.remove_workspace(&id, &workspace_id).await?)?;
+            }
+        }
+        Ok::<_, CliError>(ExitCode::SUCCESS)
+    })
+}
