@@ -6,7 +6,8 @@
 //! 3. **An explicitly selected profile**: [`Explicit::profile`] or `KEYLESS_PROFILE`. Its failures are
 //!    errors: whoever names a profile expects it to be used.
 //! 4. **Federation from the environment**: `KEYLESS_FEDERATION_RULE_ID` and `KEYLESS_ORGANIZATION_ID`,
-//!    with `KEYLESS_IDENTITY_TOKEN_FILE` (re-read at every exchange) or `KEYLESS_IDENTITY_TOKEN`, plus
+//!    with `KEYLESS_IDENTITY_TOKEN_FILE` (re-read at every exchange), `KEYLESS_IDENTITY_TOKEN` or
+//!    `KEYLESS_IDENTITY_TOKEN_SOURCE` (a source name such as `github_actions`, or a source's JSON), plus
 //!    the optional `KEYLESS_SERVICE_ACCOUNT_ID`, `KEYLESS_WORKSPACE_ID`, `KEYLESS_SCOPE`. It sits above
 //!    the active profile so that a machine wired for federation uses it even with a leftover profile.
 //! 5. **The active profile**: the one `active_config` names, else `default`. Its failures are errors
@@ -63,6 +64,9 @@ pub mod vars {
     pub const IDENTITY_TOKEN_FILE: &str = "KEYLESS_IDENTITY_TOKEN_FILE";
     /// The identity token itself.
     pub const IDENTITY_TOKEN: &str = "KEYLESS_IDENTITY_TOKEN";
+    /// Where the identity token comes from: a source name (`github_actions`, `gcp_metadata`, `azure`,
+    /// `kubernetes`, `auto`) or a source's JSON (`{"source": "url", …}`).
+    pub const IDENTITY_TOKEN_SOURCE: &str = "KEYLESS_IDENTITY_TOKEN_SOURCE";
 }
 
 /// Credentials given explicitly (code or command-line flags): they beat the environment.
@@ -380,11 +384,12 @@ impl Chain<'_> {
                     .ok_or_else(|| ClientError::Config(format!("{at}: organization_id is missing")))?;
                 let identity = match identity_token {
                     Some(source) => source,
-                    None => identity_from_env(env).ok_or_else(|| {
+                    None => identity_from_env(env)?.ok_or_else(|| {
                         ClientError::Config(format!(
-                            "{at}: authentication.identity_token is missing and neither {} nor {} is set",
+                            "{at}: authentication.identity_token is missing and none of {}, {} and {} is set",
                             vars::IDENTITY_TOKEN_FILE,
-                            vars::IDENTITY_TOKEN
+                            vars::IDENTITY_TOKEN,
+                            vars::IDENTITY_TOKEN_SOURCE
                         ))
                     })?,
                 };
@@ -433,12 +438,13 @@ fn federation_from_env(env: &Environment) -> Result<Option<Federation>, String> 
             vars::ORGANIZATION_ID
         ));
     };
-    let Some(identity) = identity_from_env(env) else {
+    let Some(identity) = identity_from_env(env).map_err(|error| error.to_string())? else {
         return Err(format!(
-            "{} is set but neither {} nor {} is",
+            "{} is set but none of {}, {} and {} is",
             vars::FEDERATION_RULE_ID,
             vars::IDENTITY_TOKEN_FILE,
-            vars::IDENTITY_TOKEN
+            vars::IDENTITY_TOKEN,
+            vars::IDENTITY_TOKEN_SOURCE
         ));
     };
     let optional = |var: &str| env.get(var).map(str::to_owned);
@@ -452,13 +458,28 @@ fn federation_from_env(env: &Environment) -> Result<Option<Federation>, String> 
     }))
 }
 
-fn identity_from_env(env: &Environment) -> Option<IdentitySource> {
+/// The identity-token source the environment names: `KEYLESS_IDENTITY_TOKEN_FILE`, else
+/// `KEYLESS_IDENTITY_TOKEN`, else `KEYLESS_IDENTITY_TOKEN_SOURCE`.
+fn identity_from_env(env: &Environment) -> Result<Option<IdentitySource>, ClientError> {
     if let Some(path) = env.get(vars::IDENTITY_TOKEN_FILE) {
-        return Some(IdentitySource::File { path: path.into() });
+        return Ok(Some(IdentitySource::File { path: path.into() }));
     }
-    env.is_set(vars::IDENTITY_TOKEN).then(|| IdentitySource::Env {
-        var: vars::IDENTITY_TOKEN.to_owned(),
-    })
+    if env.is_set(vars::IDENTITY_TOKEN) {
+        return Ok(Some(IdentitySource::Env {
+            var: vars::IDENTITY_TOKEN.to_owned(),
+        }));
+    }
+    let Some(text) = env.get(vars::IDENTITY_TOKEN_SOURCE) else {
+        return Ok(None);
+    };
+    let json = if text.trim_start().starts_with('{') {
+        text.to_owned()
+    } else {
+        serde_json::json!({ "source": text.trim() }).to_string()
+    };
+    serde_json::from_str(&json)
+        .map(Some)
+        .map_err(|error| ClientError::Config(format!("{}: {error}", vars::IDENTITY_TOKEN_SOURCE)))
 }
 
 /// The disk-cache file name for a federation setup: a hash of everything that decides the token.

@@ -439,7 +439,8 @@ fn layer_error(err: figment::Error) -> ConfigError {
     ConfigError::Layer(err.to_string())
 }
 
-fn default_data_dir() -> Result<PathBuf, ConfigError> {
+/// The per-user data directory `keyless serve` uses when none is configured (e.g. `~/.local/share/keyless`).
+pub fn default_data_dir() -> Result<PathBuf, ConfigError> {
     directories::ProjectDirs::from("", "", "keyless")
         .map(|dirs| dirs.data_dir().to_path_buf())
         .ok_or_else(|| invalid("data_dir", "no per-user data directory is known here: pass --data-dir"))

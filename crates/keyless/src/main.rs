@@ -147,7 +147,7 @@ fn main() -> ExitCode {
         Command::Token(TokenArgs { command: None, print }) => credentials::token(&cli.global, &print),
         Command::Exec(args) => credentials::exec(&cli.global, &args),
         Command::Auth(AuthCommand::Status(args)) => credentials::status(&cli.global, &args),
-        Command::Profile(command) => profile::run(command),
+        Command::Profile(command) => profile::run(&cli.global, command),
         Command::Issuers(args) => admin::issuers::main(&cli.global, args),
         Command::ServiceAccounts(args) => admin::service_accounts::main(&cli.global, args),
         Command::Rules(args) => admin::rules::main(&cli.global, args),

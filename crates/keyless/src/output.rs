@@ -3,6 +3,7 @@
 //! - `json`: the server's objects exactly (a list is a JSON array of them), pretty-printed; while
 //!   following the activity feed, one compact object per line.
 //! - `yaml`: the same values as YAML (`serde_norway`); while following, one document per event.
+//! - `id`: only the objects' `id`s, one per line, for shell scripts.
 //! - `table`: aligned columns named in capitals ([`Row`]), an absent value shown as `-`; the header is
 //!   bold only when stdout is a terminal and `NO_COLOR` is unset or empty.
 //!
@@ -25,12 +26,14 @@ pub(crate) enum Format {
     Json,
     /// The server's objects as YAML.
     Yaml,
+    /// Only the objects' IDs, one per line (for scripts: `RULE=$(keyless rules create … -o id)`).
+    Id,
 }
 
 /// The output flag of the admin commands.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct OutputArgs {
-    /// Output format: aligned columns, the server's JSON objects exactly, or YAML.
+    /// Output format: aligned columns, the server's JSON objects exactly, YAML, or only the IDs.
     #[arg(
         long,
         short = 'o',
@@ -59,6 +62,7 @@ pub(crate) fn cell(value: Option<&str>) -> String {
 pub(crate) fn one<T: Serialize + Row>(format: Format, object: &T) -> Result<(), CliError> {
     match format {
         Format::Table => write_stdout(&table(T::HEADERS, &[object.cells()])),
+        Format::Id => write_stdout(&id_line(object)?),
         _ => document(format, object),
     }
 }
@@ -69,6 +73,13 @@ pub(crate) fn many<T: Serialize + Row>(format: Format, objects: &[T]) -> Result<
         Format::Table => {
             let rows: Vec<Vec<String>> = objects.iter().map(Row::cells).collect();
             write_stdout(&table(T::HEADERS, &rows))
+        }
+        Format::Id => {
+            let mut text = String::new();
+            for object in objects {
+                text.push_str(&id_line(object)?);
+            }
+            write_stdout(&text)
         }
         _ => document(format, objects),
     }
@@ -81,6 +92,7 @@ pub(crate) fn document<T: Serialize + ?Sized>(format: Format, value: &T) -> Resu
         Format::Yaml => {
             serde_norway::to_string(value).map_err(|err| CliError::Local(format!("writing YAML: {err}")))?
         }
+        Format::Id => id_line(value)?,
         Format::Json | Format::Table => {
             let mut text =
                 serde_json::to_string_pretty(value).map_err(|err| CliError::Local(format!("writing JSON: {err}")))?;
@@ -89,6 +101,15 @@ pub(crate) fn document<T: Serialize + ?Sized>(format: Format, value: &T) -> Resu
         }
     };
     write_stdout(&text)
+}
+
+/// The `id` of a serialized object, and a newline; an object without one is an error.
+fn id_line<T: Serialize + ?Sized>(value: &T) -> Result<String, CliError> {
+    let value = serde_json::to_value(value).map_err(|err| CliError::Local(format!("writing JSON: {err}")))?;
+    match value.get("id").and_then(serde_json::Value::as_str) {
+        Some(id) => Ok(format!("{id}\n")),
+        None => Err(CliError::Local("this answer has no id: use --output json".to_owned())),
+    }
 }
 
 /// A stream of rows printed as they arrive (the followed activity feed): the table header first, then
@@ -116,6 +137,7 @@ impl Stream {
     pub(crate) fn item<T: Serialize + Row>(&self, object: &T) -> Result<(), CliError> {
         let text = match self.format {
             Format::Table => self.line(&object.cells(), false),
+            Format::Id => id_line(object)?,
             Format::Json => {
                 let mut line =
                     serde_json::to_string(object).map_err(|err| CliError::Local(format!("writing JSON: {err}")))?;

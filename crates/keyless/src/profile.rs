@@ -12,6 +12,7 @@ use keyless_client::{ClientError, Environment};
 use serde_json::json;
 
 use crate::credentials::{Format, fail};
+use crate::session::GlobalArgs;
 
 /// Profile commands.
 #[derive(Debug, Subcommand)]
@@ -24,6 +25,27 @@ pub(crate) enum ProfileCommand {
     Set(Box<SetArgs>),
     /// Make a profile the active one (written to `active_config`).
     Activate(ActivateArgs),
+    /// Make the one-time admin token a local server wrote on its first start (`<data dir>/bootstrap.json`)
+    /// a profile (default `admin`, made active): the server, its organization and the token (stored
+    /// 0600, valid 24 hours from the first start).
+    ImportBootstrap(ImportArgs),
+}
+
+/// `profile import-bootstrap`.
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// The server's data directory (default: `keyless serve`'s default, e.g. ~/.local/share/keyless).
+    #[arg(long, env = "KEYLESS_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// The profile to write.
+    #[arg(long, env = "KEYLESS_PROFILE_NAME", default_value = "admin")]
+    name: String,
+    /// The server (default: --base-url, else http://127.0.0.1:8080).
+    #[arg(long = "server-url", env = "KEYLESS_PROFILE_BASE_URL", value_name = "URL")]
+    base_url: Option<String>,
+    /// Leave the active profile as it is.
+    #[arg(long, env = "KEYLESS_PROFILE_NO_ACTIVATE")]
+    no_activate: bool,
 }
 
 /// `profile list`.
@@ -113,8 +135,9 @@ fn dir() -> Result<ConfigDir, ClientError> {
 }
 
 /// Runs a profile command.
-pub(crate) fn run(command: ProfileCommand) -> ExitCode {
+pub(crate) fn run(global: &GlobalArgs, command: ProfileCommand) -> ExitCode {
     let result = match command {
+        ProfileCommand::ImportBootstrap(args) => import_bootstrap(global, &args),
         ProfileCommand::List(args) => list(&args),
         ProfileCommand::Get(args) => get(&args),
         ProfileCommand::Set(args) => set(*args),
@@ -358,4 +381,78 @@ fn parse_time(text: &str) -> Result<i64, ClientError> {
     time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .map(time::OffsetDateTime::unix_timestamp)
         .map_err(|_| ClientError::Config(format!("--expires-at {text:?}: not an RFC 3339 time or Unix seconds")))
+}
+
+fn import_bootstrap(global: &GlobalArgs, args: &ImportArgs) -> Result<(), ClientError> {
+    let data_dir = match &args.data_dir {
+        Some(dir) => dir.clone(),
+        None => keyless_server::config::default_data_dir().map_err(|error| ClientError::Config(error.to_string()))?,
+    };
+    let path = data_dir.join("bootstrap.json");
+    let text = std::fs::read_to_string(&path).map_err(|error| {
+        ClientError::Config(format!(
+            "{}: {error} (it is written on the server's first start; pass --data-dir if the server uses another)",
+            path.display()
+        ))
+    })?;
+    let document: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|_| ClientError::Config(format!("{} is not the JSON keyless writes", path.display())))?;
+    let field = |name: &str| {
+        document
+            .get(name)
+            .ok_or_else(|| ClientError::Config(format!("{} has no {name}", path.display())))
+    };
+    let organization_id = field("organization_id")?.as_str().unwrap_or_default().to_owned();
+    let token = field("admin_token")?.as_str().unwrap_or_default().to_owned();
+    let expires_at = field("expires_at")?.as_i64().unwrap_or_default();
+    if organization_id.is_empty() || token.is_empty() {
+        return Err(ClientError::Config(format!(
+            "{} is not the JSON keyless writes",
+            path.display()
+        )));
+    }
+    if expires_at <= crate::clock::now_unix() {
+        return Err(ClientError::Config(format!(
+            "the bootstrap token in {} expired at {}: give automation org:admin with `keyless bootstrap admin-rule`",
+            path.display(),
+            crate::clock::rfc3339(expires_at)
+        )));
+    }
+    let base_url = args
+        .base_url
+        .clone()
+        .or_else(|| global.base_url.clone())
+        .unwrap_or_else(|| keyless_client::chain::DEFAULT_BASE_URL.to_owned());
+    keyless_client::Api::anonymous(&base_url)?;
+    let dir = dir()?;
+    let config = ProfileConfig {
+        version: Some("1.0".to_owned()),
+        base_url: Some(base_url.trim_end_matches('/').to_owned()),
+        organization_id: Some(organization_id),
+        workspace_id: None,
+        authentication: Authentication::UserOauth { credentials_path: None },
+    };
+    let credentials = dir.credentials_path(&args.name)?;
+    config::write_credentials(
+        &credentials,
+        &StoredCredentials {
+            access_token: Some(token.into()),
+            expires_at: Some(expires_at),
+            issued_at: None,
+            scope: Some(keyless_core::scope::ORG_ADMIN.to_owned()),
+        },
+    )?;
+    dir.write_profile(&args.name, &config)?;
+    eprintln!(
+        "profile {:?}: {} with the bootstrap org:admin token (valid until {}; stored in {})",
+        args.name,
+        config.base_url.as_deref().unwrap_or_default(),
+        crate::clock::rfc3339(expires_at),
+        credentials.display()
+    );
+    if !args.no_activate {
+        dir.activate(&args.name)?;
+        eprintln!("profile {:?} is now active", args.name);
+    }
+    Ok(())
 }

@@ -4,7 +4,9 @@
 //!   `kid` the key's RFC 7638 thumbprint. Cacheable for five minutes.
 //! - `GET /.well-known/oauth-authorization-server`: RFC 8414 metadata. `issuer` is the configured
 //!   `public_url`; it lists only endpoints that exist. `keyless_default_audience` (an extension member)
-//!   is the audience a subject token must carry when its federation rule sets no `match.audience`.
+//!   is the audience a subject token must carry when its federation rule sets no `match.audience`;
+//!   `keyless_organization_id` the organization every exchange names (not a secret: a workload sends it
+//!   unauthenticated), so a client or an admin setting up a workload can read it from here.
 
 use axum::extract::State;
 use axum::http::header;
@@ -46,6 +48,7 @@ async fn metadata_get(State(state): State<AppState>) -> impl IntoResponse {
                 scope::OAUTH_INTROSPECT,
             ],
             "keyless_default_audience": state.public_url.as_ref(),
+            "keyless_organization_id": state.organization_id.as_str(),
         })),
     )
 }

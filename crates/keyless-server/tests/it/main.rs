@@ -21,3 +21,4 @@ mod openapi;
 mod providers;
 mod rejections;
 mod serve;
+mod well_known;

@@ -46,6 +46,13 @@ enum Command {
     /// The workspaces a rule is enabled in.
     #[command(subcommand)]
     Workspaces(WorkspacesCommand),
+    /// What a workload needs to exchange through a rule: KEYLESS_* lines on stdout (for
+    /// `export $(keyless rules env fdrl_…)` or a CI configuration), notes on stderr (the audience its
+    /// identity token must carry, the workspace to pick).
+    Env {
+        /// The rule (fdrl_…).
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -282,7 +289,64 @@ pub(crate) fn main(global: &GlobalArgs, args: RulesArgs) -> ExitCode {
             Command::Workspaces(WorkspacesCommand::Remove { id, workspace_id }) => {
                 output::one(format, &rules.remove_workspace(&id, &workspace_id).await?)?;
             }
+            Command::Env { id } => workload_env(&admin, format, &id).await?,
         }
         Ok::<_, CliError>(ExitCode::SUCCESS)
     })
+}
+
+/// `keyless rules env`: the rule, the server's metadata (organization, default audience) and the base
+/// URL the CLI used, as the workload's environment.
+async fn workload_env(admin: &keyless_client::admin::Admin, format: output::Format, id: &str) -> Result<(), CliError> {
+    let rule = admin.rules().get(id).await?;
+    let metadata: Value = admin
+        .api()
+        .get(&[".well-known", "oauth-authorization-server"], &[])
+        .await?;
+    let member = |name: &str| {
+        metadata
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| CliError::Local(format!("the server's metadata has no {name}: is it a keyless server?")))
+    };
+    let organization_id = member("keyless_organization_id")?;
+    let audience = match &rule.r#match.audience {
+        Some(audience) => audience.clone(),
+        None => member("keyless_default_audience")?,
+    };
+    let mut vars = Map::new();
+    vars.insert(
+        "KEYLESS_BASE_URL".to_owned(),
+        admin.api().base_url().as_str().trim_end_matches('/').into(),
+    );
+    vars.insert("KEYLESS_ORGANIZATION_ID".to_owned(), organization_id.into());
+    vars.insert("KEYLESS_FEDERATION_RULE_ID".to_owned(), rule.id.clone().into());
+    vars.insert(
+        "KEYLESS_SERVICE_ACCOUNT_ID".to_owned(),
+        rule.target.service_account_id.clone().into(),
+    );
+    if let [workspace] = rule.workspace_ids.as_slice() {
+        vars.insert("KEYLESS_WORKSPACE_ID".to_owned(), workspace.clone().into());
+    } else if rule.workspace_ids.len() > 1 {
+        eprintln!(
+            "note: the rule is enabled in {} workspaces: set KEYLESS_WORKSPACE_ID to the one the token is for",
+            rule.workspace_ids.join(", ")
+        );
+    }
+    eprintln!(
+        "note: the workload's identity token must carry aud {audience:?}; point KEYLESS_IDENTITY_TOKEN_FILE at the file holding it"
+    );
+    match format {
+        output::Format::Json | output::Format::Yaml => output::document(format, &vars)?,
+        output::Format::Id => output::write_stdout(&format!("{}\n", rule.id))?,
+        output::Format::Table => {
+            let lines: String = vars
+                .iter()
+                .map(|(name, value)| format!("{name}={}\n", value.as_str().unwrap_or_default()))
+                .collect();
+            output::write_stdout(&lines)?;
+        }
+    }
+    Ok(())
 }

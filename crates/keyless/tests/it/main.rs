@@ -11,5 +11,6 @@ mod admin;
 mod bootstrap;
 mod credentials;
 mod inspect;
+mod readme;
 mod serve;
 mod support;
