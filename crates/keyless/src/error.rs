@@ -1,7 +1,7 @@
 //! How a command fails: [`CliError`], one line on stderr and the exit code — 1 for a local error
 //! (a flag clap cannot check, an unreadable file, no credential, no answer from the server, an answer
 //! that does not decode), 2 for the server's error answer (`error: <message> (HTTP 409,
-//! conflict_error, request req_…)`), as clap's usage errors are 2 too — and [`one_line`].
+//! conflict_error, request req_…)`, with a refused exchange's stable `error_code` after the kind), as clap's usage errors are 2 too — and [`one_line`].
 
 use std::process::ExitCode;
 
@@ -38,6 +38,7 @@ impl CliError {
                 let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
                 let mut context = vec![format!("HTTP {}", api.status)];
                 context.extend(api.kind.clone());
+                context.extend(api.code.clone());
                 context.extend(
                     api.request_id
                         .as_ref()
