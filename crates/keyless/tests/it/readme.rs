@@ -4,13 +4,14 @@
 //! the projected token path is a temporary file, and `KEYLESS_BASE_URL` names the server's free port.
 //! If the README changes, this test runs the new text.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use keyless_jose::{Algorithm, SigningKey};
 use serde_json::{Value, json};
+
+use crate::support::{free_port, http, status_and_body};
 
 const MARKER: &str = "<!-- crates/keyless/tests/it/readme.rs runs this block as is";
 const TOKEN_PATH: &str = "/var/run/secrets/keyless/token";
@@ -31,19 +32,6 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn get(port: u16, path: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    Some(response)
 }
 
 fn write_executable(path: &Path, text: &str) {
@@ -71,7 +59,7 @@ fn the_readme_walkthrough_runs_as_written() {
         Path::new(keyless).parent().unwrap().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let base_url = format!("http://127.0.0.1:{port}");
     // `keyless serve` on its embedded default: the per-user data directory (here under XDG_DATA_HOME).
     let _server = Killed(
@@ -86,7 +74,7 @@ fn the_readme_walkthrough_runs_as_written() {
             .unwrap(),
     );
     let deadline = Instant::now() + Duration::from_secs(30);
-    while get(port, "/readyz").is_none_or(|response| !response.starts_with("HTTP/1.1 200")) {
+    while http(port, "GET", "/readyz", &[], "").is_none_or(|response| !response.starts_with("HTTP/1.1 200")) {
         assert!(Instant::now() < deadline, "keyless serve did not become ready");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -170,18 +158,20 @@ fn the_readme_walkthrough_runs_as_written() {
 
 /// RFC 7662 introspection of `token` (the body of the answer).
 fn introspect(port: u16, bearer: &str, token: &str) -> String {
-    use std::io::{Read, Write};
-    let body = format!("token={token}");
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        stream,
-        "POST /v1/oauth/introspect HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\nauthorization: Bearer {bearer}\r\n\
-         content-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
+    let authorization = format!("Bearer {bearer}");
+    let headers = [
+        ("authorization", authorization.as_str()),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ];
+    let response = http(
+        port,
+        "POST",
+        "/v1/oauth/introspect",
+        &headers,
+        &format!("token={token}"),
     )
     .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    response.split_once("\r\n\r\n").unwrap().1.to_owned()
+    let (status, body) = status_and_body(&response).unwrap();
+    assert_eq!(status, 200, "{response}");
+    body
 }

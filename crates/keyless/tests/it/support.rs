@@ -175,7 +175,7 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn start(site: &Site) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_port();
         let child = site
             .command(&["serve", "--listen", &format!("127.0.0.1:{port}")])
             .stdout(Stdio::null())
@@ -216,23 +216,12 @@ impl Server {
         content_type: &str,
         body: &str,
     ) -> Option<(u16, String)> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        let mut head = format!("{method} {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n");
-        if let Some(token) = token {
-            head.push_str(&format!("authorization: Bearer {token}\r\n"));
+        let authorization = token.map(|token| format!("Bearer {token}"));
+        let mut headers = vec![("content-type", content_type)];
+        if let Some(authorization) = &authorization {
+            headers.push(("authorization", authorization));
         }
-        if !body.is_empty() {
-            head.push_str(&format!(
-                "content-type: {content_type}\r\ncontent-length: {}\r\n",
-                body.len()
-            ));
-        }
-        write!(stream, "{head}\r\n{body}").ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).ok()?;
-        let status = response.get(9..12)?.parse().ok()?;
-        let (_, body) = response.split_once("\r\n\r\n")?;
-        Some((status, body.to_owned()))
+        status_and_body(&http(self.port, method, path, &headers, body)?)
     }
 
     /// An Admin API call that must answer `expect_status`; its JSON body.
@@ -248,4 +237,33 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A loopback port that was free a moment ago.
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One HTTP/1.1 request to `127.0.0.1:port`: the whole response (status line, headers, body), or
+/// `None` when nothing answers.
+pub(crate) fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() {
+        head.push_str(&format!("content-length: {}\r\n", body.len()));
+    }
+    write!(stream, "{head}\r\n{body}").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+/// The status code and body of a whole response.
+pub(crate) fn status_and_body(response: &str) -> Option<(u16, String)> {
+    let status = response.get(9..12)?.parse().ok()?;
+    let (_, body) = response.split_once("\r\n\r\n")?;
+    Some((status, body.to_owned()))
 }
