@@ -570,7 +570,7 @@ fn errors_are_one_line_with_the_right_exit_code() {
             .output()
             .unwrap(),
     );
-    no_token.assert_local_error("no credential: set KEYLESS_AUTH_TOKEN");
+    no_token.assert_local_error("no credentials found (");
     let bad_token = Run::from(
         app.command(&["issuers", "list"])
             .env("KEYLESS_AUTH_TOKEN", "not-a-token")
