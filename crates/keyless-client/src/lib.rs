@@ -6,6 +6,8 @@
 //!   shares (base URL policy, timeouts, size caps, error decoding, the retry after a 401).
 //! - [`environment`]: [`Environment`], the snapshot of environment variables decisions are made from.
 //! - [`jwks`]: fetching an issuer's JWKS over HTTPS (used by `keyless token inspect --jwks URL`).
+//! - [`source`]: identity-token sources ([`source::IdentitySource`]: file, env, executable, URL,
+//!   GitHub Actions, Google Cloud metadata, Azure, Kubernetes, auto) and [`source::detect`].
 //! - `transport` (private): the URL policy (https except on loopback) and capped body reads.
 //! - [`ClientError`]: the one error type, split by where things went wrong; [`ApiError`] is a server's
 //!   error answer, decoded.
@@ -13,6 +15,7 @@
 pub mod api;
 pub mod environment;
 pub mod jwks;
+pub mod source;
 mod transport;
 
 pub use api::{Api, Credential};
