@@ -242,7 +242,9 @@ impl IdentitySource {
                 timeout_seconds,
             } => {
                 let timeout = Duration::from_secs(timeout_seconds.unwrap_or(DEFAULT_EXECUTABLE_TIMEOUT_SECONDS));
-                executable::run(command, timeout, &self.describe()).await
+                // Named by the program alone: a `sh -c` script would drown the message.
+                let what = format!("executable {}", command.first().map_or("", String::as_str));
+                executable::run(command, timeout, &what).await
             }
             Self::Url {
                 url,

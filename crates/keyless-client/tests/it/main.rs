@@ -1,0 +1,12 @@
+//! keyless-client against a real keyless server in-process on loopback.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stderr,
+    missing_docs,
+    unreachable_pub
+)]
+
+mod sources;
