@@ -19,8 +19,18 @@ const JWT_TOKEN_TYPES: [&str; 2] = [
     "urn:ietf:params:oauth:token-type:id_token",
 ];
 
-/// Runs `command` for at most `timeout` and returns the token it prints.
-pub(super) async fn run(command: &[String], timeout: Duration, what: &str) -> Result<IdentityToken, ClientError> {
+/// The variable that tells the command which audience the token is for (when one is known), like
+/// google-auth's `GOOGLE_EXTERNAL_ACCOUNT_AUDIENCE`.
+pub(super) const AUDIENCE_VAR: &str = "KEYLESS_IDENTITY_TOKEN_AUDIENCE";
+
+/// Runs `command` for at most `timeout` and returns the token it prints; `audience`, when known, is
+/// passed in [`AUDIENCE_VAR`].
+pub(super) async fn run(
+    command: &[String],
+    timeout: Duration,
+    audience: Option<&str>,
+    what: &str,
+) -> Result<IdentityToken, ClientError> {
     let fail = |message: String| ClientError::Config(format!("{what}: {message}"));
     let Some((program, args)) = command.split_first() else {
         return Err(fail("the command is empty".to_owned()));
@@ -32,6 +42,9 @@ pub(super) async fn run(command: &[String], timeout: Duration, what: &str) -> Re
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    if let Some(audience) = audience {
+        builder.env(AUDIENCE_VAR, audience);
+    }
     // Its own process group, so that a timeout kills what it started too (`sh -c`, wrapper scripts).
     #[cfg(unix)]
     builder.process_group(0);

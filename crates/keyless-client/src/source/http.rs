@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use reqwest::header::{HeaderName, HeaderValue};
 use url::Url;
 
 use super::{IdentityToken, MAX_TOKEN_BYTES, SourceContext};
@@ -36,7 +37,8 @@ async fn get_token(
     let what = format!("GET {}", without_query(&url));
     let mut request = ctx.http.get(url).timeout(REQUEST_TIMEOUT);
     for (name, value) in headers {
-        request = request.header(*name, *value);
+        let (name, value) = header(name, value).map_err(|err| ClientError::Config(format!("{what}: {err}")))?;
+        request = request.header(name, value);
     }
     let response = request.send().await.map_err(|err| transport(&what, err))?;
     let status = response.status();
@@ -166,6 +168,17 @@ pub(super) async fn azure_imds(
         url.query_pairs_mut().append_pair("client_id", client_id);
     }
     get_token(ctx, url, &[("metadata", "true")], Answer::JsonField("access_token")).await
+}
+
+/// A request header, checked; values are marked sensitive (kept out of reqwest's `Debug`), since a
+/// bearer may be among them. Errors name the header, never its value.
+fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let header_name =
+        HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("{name:?} is not a valid header name"))?;
+    let mut header_value = HeaderValue::from_str(value)
+        .map_err(|_| format!("the value of header {name:?} has characters a header cannot carry"))?;
+    header_value.set_sensitive(true);
+    Ok((header_name, header_value))
 }
 
 fn without_query(url: &Url) -> String {

@@ -86,7 +86,9 @@ pub enum IdentitySource {
     /// (`{"version": 1, "success": true, "token_type": "urn:ietf:params:oauth:token-type:jwt", "id_token": "…"}`;
     /// with `"success": false` its `code` and `message` become the error). A non-zero exit is an error
     /// quoting the exit code and the first line of standard error. On timeout the command and its
-    /// process group are killed.
+    /// process group are killed. The command inherits the process's environment, plus
+    /// `KEYLESS_IDENTITY_TOKEN_AUDIENCE` set to [`SourceContext::default_audience`] when there is one,
+    /// so a helper can ask its provider for a token with the right audience.
     Executable {
         /// The program and its arguments.
         command: Vec<String>,
@@ -244,7 +246,7 @@ impl IdentitySource {
                 let timeout = Duration::from_secs(timeout_seconds.unwrap_or(DEFAULT_EXECUTABLE_TIMEOUT_SECONDS));
                 // Named by the program alone: a `sh -c` script would drown the message.
                 let what = format!("executable {}", command.first().map_or("", String::as_str));
-                executable::run(command, timeout, &what).await
+                executable::run(command, timeout, ctx.default_audience.as_deref(), &what).await
             }
             Self::Url {
                 url,

@@ -604,6 +604,21 @@ async fn url_sends_its_headers_and_reads_the_json_field_or_the_whole_body() {
     let err = fetch_err(&no_headers, &ctx, "HTTP 403", &token_text).await;
     assert_eq!(err.api().unwrap().status, 403);
 
+    // Header values are checked, and never quoted.
+    let bad_header = IdentitySource::Url {
+        url: server.url("/token"),
+        headers: [("Authorization".to_owned(), "Bearer s3cr3t\nX-Injected: 1".to_owned())].into(),
+        json_field: None,
+    };
+    fetch_err(
+        &bad_header,
+        &ctx,
+        "the value of header \"Authorization\" has characters",
+        "s3cr3t",
+    )
+    .await;
+    assert_eq!(server.requests().len(), 5);
+
     // Plain http only on loopback.
     let remote = IdentitySource::Url {
         url: "http://vault.internal/token".to_owned(),
@@ -761,6 +776,7 @@ fn sh(script: &str, timeout_seconds: Option<u64>) -> IdentitySource {
 
 #[tokio::test]
 async fn executable_output_is_the_plain_token_or_googles_executable_response() {
+    let with_audience = ctx(Environment::default(), Some(KEYLESS));
     let ctx = ctx(Environment::default(), None);
     let token_text = gcp_jwt(KEYLESS);
 
@@ -777,6 +793,17 @@ async fn executable_output_is_the_plain_token_or_googles_executable_response() {
         let json = sh(&format!("echo '{response}'"), Some(5));
         assert_eq!(json.fetch(&ctx).await.unwrap().expose_secret(), token_text);
     }
+
+    // The helper learns the audience keyless expects.
+    let audience_aware = sh(
+        &format!(r#"test "$KEYLESS_IDENTITY_TOKEN_AUDIENCE" = '{KEYLESS}' && echo '{token_text}'"#),
+        None,
+    );
+    assert_eq!(
+        audience_aware.fetch(&with_audience).await.unwrap().expose_secret(),
+        token_text
+    );
+    fetch_err(&audience_aware, &ctx, "exited with code 1", &token_text).await;
 
     let failure = sh(
         r#"echo '{"version": 1, "success": false, "code": "401", "message": "Caller not authorized."}'"#,
