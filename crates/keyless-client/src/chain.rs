@@ -707,6 +707,44 @@ mod tests {
     }
 
     #[test]
+    fn the_identity_token_source_may_be_named_in_the_environment() {
+        let base = [FEDERATION[0], FEDERATION[1]];
+        let source = |vars: &[(&str, &str)]| federation_from_env(&Environment::from_vars(vars.iter().copied()));
+        let named = source(&[base[0], base[1], (vars::IDENTITY_TOKEN_SOURCE, "github_actions")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(named.identity, IdentitySource::GithubActions { audience: None });
+        let json = source(&[
+            base[0],
+            base[1],
+            (vars::IDENTITY_TOKEN_SOURCE, r#"{"source": "kubernetes", "path": "/t"}"#),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            json.identity,
+            IdentitySource::Kubernetes {
+                path: Some("/t".into())
+            }
+        );
+        // The file beats the named source.
+        let file = source(&[
+            FEDERATION[0],
+            FEDERATION[1],
+            FEDERATION[2],
+            (vars::IDENTITY_TOKEN_SOURCE, "auto"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert!(matches!(file.identity, IdentitySource::File { .. }));
+        let error = source(&[base[0], base[1], (vars::IDENTITY_TOKEN_SOURCE, "carrier_pigeon")]).unwrap_err();
+        assert!(
+            error.contains("KEYLESS_IDENTITY_TOKEN_SOURCE: unknown variant `carrier_pigeon`"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn disk_cache_names_differ_by_what_decides_the_token() {
         let federation = federation_from_env(&Environment::from_vars(FEDERATION))
             .unwrap()

@@ -15,6 +15,8 @@
 //! - [`jwks`]: fetching an issuer's JWKS over HTTPS (used by `keyless token inspect --jwks URL`).
 //! - `resource` (feature `resource-server`): verifying keyless access tokens in a resource server — a
 //!   cached, coalescing introspection client, a tower layer and an extractor.
+//! - [`source`]: identity-token sources ([`source::IdentitySource`]: file, env, executable, URL,
+//!   GitHub Actions, Google Cloud metadata, Azure, Kubernetes, auto) and [`source::detect`].
 //! - `transport` (private): the URL policy (https except on loopback) and capped body reads.
 //! - [`ClientError`]: the one error type, split by where things went wrong; [`ApiError`] is a server's
 //!   error answer, decoded.

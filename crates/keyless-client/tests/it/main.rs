@@ -11,3 +11,4 @@
 
 #[cfg(feature = "resource-server")]
 mod resource;
+mod sources;
