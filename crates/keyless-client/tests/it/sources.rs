@@ -874,10 +874,7 @@ async fn executable_is_killed_promptly_on_timeout_with_what_it_started() {
         // delivered at once but the process may take a moment to die, so look for up to 2 s (the
         // sleep itself would live 5 s).
         let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())) else {
-                break;
-            };
+        while let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())) {
             let state = stat
                 .rsplit(')')
                 .next()
