@@ -65,7 +65,7 @@ pub const MAX_TOKEN_BYTES: usize = 64 * 1024;
 /// source's `audience` when set, else [`SourceContext::default_audience`] (keyless passes its base URL,
 /// the audience a keyless rule expects by default). The profile configuration is not a secret file:
 /// keep credentials out of `url` headers and `executable` arguments.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "source", rename_all = "snake_case", deny_unknown_fields)]
 pub enum IdentitySource {
     /// A file holding the token, read again at every fetch (Kubernetes and Azure rewrite token files
@@ -330,3 +330,11 @@ impl IdentitySource {
         }
     }
 }
+
+/// What [`IdentitySource::describe`] says: never a header value, a URL's query or password.
+impl std::fmt::Debug for IdentitySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "IdentitySource({})", self.describe())
+    }
+}
+
