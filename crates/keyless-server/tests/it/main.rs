@@ -20,3 +20,4 @@ mod openapi;
 mod providers;
 mod rejections;
 mod serve;
+mod workspaces;
