@@ -1,14 +1,14 @@
 //! Workspaces: where tokens and API keys are bound. Every organization has exactly one default workspace
 //! (a partial unique index enforces it).
 //!
-//! Parts: [`WorkspaceRecord`]; [`Tx::workspace_create`], [`Tx::workspace_get`] (locks),
-//! [`Tx::workspace_update`], [`Tx::workspace_archive`]; [`Store::workspace_get`],
-//! [`Store::workspace_get_default`], [`Store::workspace_list`].
+//! Parts: [`WorkspaceRecord`], [`WorkspaceReferences`]; [`Tx::workspace_create`], [`Tx::workspace_get`]
+//! (locks), [`Tx::workspace_update`], [`Tx::workspace_archive`], [`Tx::workspace_references`];
+//! [`Store::workspace_get`], [`Store::workspace_get_default`], [`Store::workspace_list`].
 //!
-//! Policy (that the default workspace cannot be archived, that archived ones cannot be updated) is the
-//! caller's; this module stores.
+//! Policy (that the default workspace cannot be archived, that archived ones cannot be updated, that
+//! live references block an archive) is the caller's; this module stores and counts.
 
-use keyless_core::id::{OrganizationId, WorkspaceId};
+use keyless_core::id::{OrganizationId, RuleId, ServiceAccountId, WorkspaceId};
 use keyless_core::name::Name;
 
 use crate::audit::{self, Audit};
@@ -31,6 +31,23 @@ pub struct WorkspaceRecord {
     pub is_default: bool,
     /// Who created, updated and archived it, and when.
     pub audit: Audit,
+}
+
+/// What still uses a workspace: live rules that list it, live service accounts with an explicit
+/// membership of it (each by ID, sorted). Rules that apply to all workspaces do not list it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkspaceReferences {
+    /// Live (not archived) rules with the workspace among their listed workspaces.
+    pub rule_ids: Vec<RuleId>,
+    /// Live (not archived) service accounts with an explicit membership of the workspace.
+    pub service_account_ids: Vec<ServiceAccountId>,
+}
+
+impl WorkspaceReferences {
+    /// Whether nothing live uses the workspace.
+    pub fn is_empty(&self) -> bool {
+        self.rule_ids.is_empty() && self.service_account_ids.is_empty()
+    }
 }
 
 macro_rules! columns {
@@ -133,6 +150,39 @@ impl Tx {
             actor_id,
         )
         .await
+    }
+
+    /// The live rules and service accounts that use the workspace `id`: what blocks archiving it. Lock
+    /// the workspace first ([`Tx::workspace_get`]); rule and membership writers lock the workspaces they
+    /// add, so no reference appears between this read and the archive.
+    pub async fn workspace_references(
+        &mut self,
+        organization_id: &OrganizationId,
+        id: &WorkspaceId,
+    ) -> Result<WorkspaceReferences, StoreError> {
+        let rules = Query::new(
+            "SELECT r.id AS id FROM federation_rules r JOIN federation_rule_workspaces w \
+             ON w.organization_id = r.organization_id AND w.rule_id = r.id \
+             WHERE r.organization_id = $1 AND w.workspace_id = $2 AND r.archived_at IS NULL ORDER BY r.id",
+        )
+        .arg(organization_id.as_str())
+        .arg(id.as_str());
+        let memberships = Query::new(
+            "SELECT s.id AS id FROM service_accounts s JOIN service_account_workspaces m \
+             ON m.organization_id = s.organization_id AND m.service_account_id = s.id \
+             WHERE s.organization_id = $1 AND m.workspace_id = $2 AND s.archived_at IS NULL ORDER BY s.id",
+        )
+        .arg(organization_id.as_str())
+        .arg(id.as_str());
+        let mut conn = self.conn();
+        let rule_ids = conn.fetch_all(&rules, |row| row.parsed("id", RuleId::parse)).await?;
+        let service_account_ids = conn
+            .fetch_all(&memberships, |row| row.parsed("id", ServiceAccountId::parse))
+            .await?;
+        Ok(WorkspaceReferences {
+            rule_ids,
+            service_account_ids,
+        })
     }
 }
 

@@ -69,6 +69,8 @@ pub(crate) struct Operation {
 }
 
 const LIST_QUERY: &[&str] = &["limit", "page", "include_archived"];
+const WORKSPACE_CREATE: &[Field] = &[("name", Type::String, true)];
+const WORKSPACE_UPDATE: &[Field] = &[("name", Type::String, false)];
 const SERVICE_ACCOUNT_CREATE: &[Field] = &[
     ("name", Type::String, true),
     ("description", Type::NullableString, false),
@@ -167,6 +169,7 @@ const fn body(mut operation: Operation, body: Body) -> Operation {
     operation
 }
 
+const WORKSPACES: &str = "/v1/organizations/workspaces";
 const SA: &str = "/v1/organizations/service_accounts";
 const ISSUERS: &str = "/v1/organizations/federation_issuers";
 const RULES: &str = "/v1/organizations/federation_rules";
@@ -261,6 +264,44 @@ pub(crate) const OPERATIONS: &[Operation] = &[
             "before_id",
             "limit",
         ],
+    ),
+    body(
+        op(
+            "post",
+            WORKSPACES,
+            "workspaces_create",
+            "workspaces",
+            "Create a workspace",
+        ),
+        Body::Json(WORKSPACE_CREATE),
+    ),
+    query(
+        op("get", WORKSPACES, "workspaces_list", "workspaces", "List workspaces"),
+        LIST_QUERY,
+    ),
+    op(
+        "get",
+        "/v1/organizations/workspaces/{id}",
+        "workspaces_get",
+        "workspaces",
+        "Get a workspace (`default` names the default workspace)",
+    ),
+    body(
+        op(
+            "post",
+            "/v1/organizations/workspaces/{id}",
+            "workspaces_update",
+            "workspaces",
+            "Update a workspace (partial: rename)",
+        ),
+        Body::Json(WORKSPACE_UPDATE),
+    ),
+    op(
+        "post",
+        "/v1/organizations/workspaces/{id}/archive",
+        "workspaces_archive",
+        "workspaces",
+        "Archive a workspace (400 for the default one; 409 while live rules or memberships use it)",
     ),
     body(
         op(
@@ -500,7 +541,7 @@ fn document(public_url: &str) -> Value {
         "info": {
             "title": "keyless",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Workload identity federation: exchange a workload's OIDC token for a short-lived access token, and administer issuers, service accounts and federation rules. See docs/api.md.",
+            "description": "Workload identity federation: exchange a workload's OIDC token for a short-lived access token, and administer workspaces, issuers, service accounts and federation rules. See docs/api.md.",
         },
         "servers": [{ "url": public_url }],
         "paths": paths,

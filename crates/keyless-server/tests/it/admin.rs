@@ -4,21 +4,19 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use keyless_core::id::{OrganizationId, WorkspaceId};
-use keyless_core::name::Name;
+use keyless_core::id::OrganizationId;
 use keyless_core::scope::ScopeSet;
 use keyless_server::service::token;
 use keyless_store::Store;
 use keyless_store::access_token::AccessTokenRecord;
 use keyless_store::activity::{ActivityQuery, ActivityRecord};
-use keyless_store::audit::Audit;
 use keyless_store::issuer::IssuerPollStatus;
-use keyless_store::workspace::WorkspaceRecord;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 use crate::harness::{Db, Site, TestApp, databases, spawn_app};
 
+const WORKSPACES: &str = "/v1/organizations/workspaces";
 const SA: &str = "/v1/organizations/service_accounts";
 const ISSUERS: &str = "/v1/organizations/federation_issuers";
 const RULES: &str = "/v1/organizations/federation_rules";
@@ -28,16 +26,16 @@ fn now() -> i64 {
 }
 
 /// A running app, its bootstrap token and a store handle on the same database.
-struct Admin {
-    app: TestApp,
-    token: String,
-    store: Store,
-    organization_id: OrganizationId,
-    db: Db,
+pub(crate) struct Admin {
+    pub(crate) app: TestApp,
+    pub(crate) token: String,
+    pub(crate) store: Store,
+    pub(crate) organization_id: OrganizationId,
+    pub(crate) db: Db,
 }
 
 impl Admin {
-    async fn start(site: &Site, db: Db) -> Admin {
+    pub(crate) async fn start(site: &Site, db: Db) -> Admin {
         let app = spawn_app(site).await;
         let token = TestApp::admin_token(site);
         let store = match &site.pg {
@@ -55,7 +53,13 @@ impl Admin {
     }
 
     /// `method path` with `token` and an optional JSON body: status, `Request-Id` and JSON body.
-    async fn call_as(&self, token: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, String, Value) {
+    pub(crate) async fn call_as(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, String, Value) {
         let url = self.app.url(path);
         let builder = match method {
             "GET" => self.app.http.get(url),
@@ -76,30 +80,36 @@ impl Admin {
         (status, request_id, value)
     }
 
-    async fn get(&self, path: &str) -> (u16, Value) {
+    pub(crate) async fn get(&self, path: &str) -> (u16, Value) {
         let (status, _, body) = self.call_as(&self.token, "GET", path, None).await;
         (status, body)
     }
 
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         let (status, _, body) = self.call_as(&self.token, "POST", path, Some(&body)).await;
         (status, body)
     }
 
-    async fn delete(&self, path: &str) -> (u16, Value) {
+    pub(crate) async fn delete(&self, path: &str) -> (u16, Value) {
         let (status, _, body) = self.call_as(&self.token, "DELETE", path, None).await;
         (status, body)
     }
 
     /// `POST path` that must succeed; its body.
-    async fn ok(&self, path: &str, body: Value) -> Value {
+    pub(crate) async fn ok(&self, path: &str, body: Value) -> Value {
         let (status, body) = self.post(path, body).await;
         assert_eq!(status, 200, "{:?} POST {path}: {body}", self.db);
         body
     }
 
     /// Asserts an error answer: status, `error.type`, and the start of the message.
-    fn check_error(&self, (status, body): (u16, Value), expect_status: u16, kind: &str, message_start: &str) {
+    pub(crate) fn check_error(
+        &self,
+        (status, body): (u16, Value),
+        expect_status: u16,
+        kind: &str,
+        message_start: &str,
+    ) {
         assert_eq!(status, expect_status, "{:?}: {body}", self.db);
         assert_eq!(body["type"], "error", "{body}");
         assert_eq!(body["error"]["type"], kind, "{body}");
@@ -112,7 +122,7 @@ impl Admin {
     }
 
     /// Stores an access token with `scope` (for the service account `service_account_id`, if any).
-    async fn token_with(&self, scope: &str, service_account_id: Option<&str>, expires_at: i64) -> String {
+    pub(crate) async fn token_with(&self, scope: &str, service_account_id: Option<&str>, expires_at: i64) -> String {
         let minted = token::mint().unwrap();
         let mut tx = self.store.begin().await.unwrap();
         tx.access_token_create(&AccessTokenRecord {
@@ -132,25 +142,14 @@ impl Admin {
         minted.secret.expose_secret().to_owned()
     }
 
-    /// Creates a second workspace through the store (the workspace Admin API is not built yet).
-    async fn workspace(&self, name: &str) -> String {
-        let id = format!("wrkspc_{name}");
-        let mut tx = self.store.begin().await.unwrap();
-        tx.workspace_create(&WorkspaceRecord {
-            id: WorkspaceId::parse(&id).unwrap(),
-            organization_id: self.organization_id.clone(),
-            name: Name::parse(name).unwrap(),
-            is_default: false,
-            audit: Audit::created(now(), "test"),
-        })
-        .await
-        .unwrap();
-        tx.commit().await.unwrap();
-        id
+    /// Creates a workspace through the Admin API; its ID.
+    pub(crate) async fn workspace(&self, name: &str) -> String {
+        let workspace = self.ok(WORKSPACES, json!({ "name": name })).await;
+        workspace["id"].as_str().unwrap().to_owned()
     }
 
     /// The events of `activity_type`, newest first.
-    async fn events(&self, activity_type: &str) -> Vec<ActivityRecord> {
+    pub(crate) async fn events(&self, activity_type: &str) -> Vec<ActivityRecord> {
         let query = ActivityQuery {
             activity_types: vec![activity_type.to_owned()],
             ..ActivityQuery::default()
@@ -162,7 +161,7 @@ impl Admin {
             .items
     }
 
-    async fn issuer(&self, name: &str) -> String {
+    pub(crate) async fn issuer(&self, name: &str) -> String {
         let body = json!({
             "name": name,
             "issuer_url": format!("https://{name}.example.com"),
@@ -171,18 +170,18 @@ impl Admin {
         self.ok(ISSUERS, body).await["id"].as_str().unwrap().to_owned()
     }
 
-    async fn service_account(&self, name: &str, role: &str) -> String {
+    pub(crate) async fn service_account(&self, name: &str, role: &str) -> String {
         let body = json!({"name": name, "organization_role": role});
         self.ok(SA, body).await["id"].as_str().unwrap().to_owned()
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.store.close().await;
         self.app.stop().await.unwrap();
     }
 }
 
-fn rule_body(name: &str, issuer_id: &str, service_account_id: &str) -> Value {
+pub(crate) fn rule_body(name: &str, issuer_id: &str, service_account_id: &str) -> Value {
     json!({
         "name": name,
         "issuer_id": issuer_id,

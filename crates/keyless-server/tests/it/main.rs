@@ -22,3 +22,4 @@ mod providers;
 mod rejections;
 mod serve;
 mod well_known;
+mod workspaces;

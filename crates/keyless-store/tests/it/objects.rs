@@ -740,8 +740,86 @@ async fn config_generation_and_rule_parties(db: Db) {
     ));
 }
 
+/// A workspace's references are the live rules that list it and the live service accounts with an
+/// explicit membership of it; rules for all workspaces, archived objects and other workspaces' rows
+/// are not.
+async fn workspace_references_are_live_listings(db: Db) {
+    let store = &db.store;
+    let org = harness::seed_org(store, 1).await;
+    let (issuer, account) = harness::seed_issuer_and_account(store, &org).await;
+    let staging = harness::workspace_id("staging");
+    let mut tx = store.begin().await.unwrap();
+    tx.workspace_create(&harness::workspace(&org, "staging", "staging", NOW))
+        .await
+        .unwrap();
+    let retired = harness::service_account(&org, "retired", "retired", NOW);
+    tx.service_account_create(&retired).await.unwrap();
+    // (id, workspaces, archived)
+    let rules = [
+        (
+            "r1",
+            RuleWorkspaces::Listed([staging.clone(), org.default_workspace.clone()].into()),
+            false,
+        ),
+        (
+            "r2",
+            RuleWorkspaces::Listed([org.default_workspace.clone()].into()),
+            false,
+        ),
+        ("r3", RuleWorkspaces::All, false),
+        ("r4", RuleWorkspaces::Listed([staging.clone()].into()), true),
+        ("r5", RuleWorkspaces::Listed([staging.clone()].into()), false),
+    ];
+    for (idx, (id, workspaces, archived)) in rules.into_iter().enumerate() {
+        let at = NOW + i64::try_from(idx).unwrap();
+        let mut rule = harness::rule(&org, id, id, &issuer, &account, at);
+        rule.workspaces = workspaces;
+        rule.audit.archived_at = archived.then_some(at);
+        tx.rule_create(&rule).await.unwrap();
+    }
+    for service_account_id in [&account, &retired.id] {
+        tx.service_account_workspace_add(&WorkspaceMembership {
+            organization_id: org.id.clone(),
+            service_account_id: service_account_id.clone(),
+            workspace_id: staging.clone(),
+            workspace_role: WorkspaceRole::Developer,
+            created_at: NOW,
+            created_by_actor_id: ADMIN.to_owned(),
+            updated_at: NOW,
+            updated_by_actor_id: ADMIN.to_owned(),
+        })
+        .await
+        .unwrap();
+    }
+    tx.service_account_archive(&org.id, &retired.id, NOW, ADMIN)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = store.begin().await.unwrap();
+    let references = tx.workspace_references(&org.id, &staging).await.unwrap();
+    assert_eq!(
+        references.rule_ids,
+        vec![harness::rule_id("r1"), harness::rule_id("r5")]
+    );
+    assert_eq!(references.service_account_ids, vec![account.clone()]);
+    assert!(!references.is_empty());
+    let references = tx.workspace_references(&org.id, &org.default_workspace).await.unwrap();
+    assert_eq!(
+        references.rule_ids,
+        vec![harness::rule_id("r1"), harness::rule_id("r2")]
+    );
+    assert!(references.service_account_ids.is_empty());
+    let nothing = tx
+        .workspace_references(&org.id, &harness::workspace_id("missing"))
+        .await
+        .unwrap();
+    assert!(nothing.is_empty(), "{nothing:?}");
+}
+
 conformance!(
     config_generation_and_rule_parties,
+    workspace_references_are_live_listings,
     names_are_unique_per_organization_and_type,
     archive_is_idempotent_and_keeps_the_first,
     workspace_lifecycle,

@@ -1,10 +1,10 @@
-//! The Admin API under `/v1/organizations/`: `service_accounts`, `federation_issuers`,
+//! The Admin API under `/v1/organizations/`: `workspaces`, `service_accounts`, `federation_issuers`,
 //! `federation_rules` (see `docs/api.md`). Every route needs a bearer token with `org:admin` of this
 //! server's organization (`http::auth::AdminCaller`).
 //!
 //! Parts: [`routes`], the list query parser ([`list_params`]), then one module per object
-//! (`service_accounts`, `issuers`, `rules`) whose handlers extract, call one `service::admin` function
-//! and answer its JSON (200) or its error (`ApiError`).
+//! (`workspaces`, `service_accounts`, `issuers`, `rules`) whose handlers extract, call one
+//! `service::admin` function and answer its JSON (200) or its error (`ApiError`).
 //!
 //! List query parameters: `limit` (1–100, default 20), `page` (the `next_page` of the previous page),
 //! `include_archived` (`true`/`false`), and for rules `issuer_id`. Unknown or repeated parameters are
@@ -13,6 +13,7 @@
 mod issuers;
 mod rules;
 mod service_accounts;
+mod workspaces;
 
 use axum::Router;
 use keyless_store::{Cursor, Limit, ListQuery};
@@ -24,6 +25,7 @@ use crate::state::AppState;
 /// The Admin API's routes.
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
+        .merge(workspaces::routes())
         .merge(service_accounts::routes())
         .merge(issuers::routes())
         .merge(rules::routes())

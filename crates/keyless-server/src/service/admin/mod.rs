@@ -2,8 +2,8 @@
 //!
 //! Parts, in reading order: [`Actor`] and [`Ctx`] (who acts, in which request, at what time),
 //! [`AdminError`] (what the HTTP layer maps to its `ApiError`), [`ListParams`], the wire views
-//! (`audit_fields`, [`time`]) and the activity helpers; then [`issuers`], [`service_accounts`] and
-//! [`rules`].
+//! (`audit_fields`, [`time`]) and the activity helpers; then [`workspaces`], [`issuers`],
+//! [`service_accounts`] and [`rules`].
 //!
 //! Every change runs in one store `Tx` with its activity event (`platform_<object>_<verb>`; the actor is
 //! the caller, the request ID is the request's). An update's event lists what changed as
@@ -22,6 +22,7 @@
 pub mod issuers;
 pub mod rules;
 pub mod service_accounts;
+pub mod workspaces;
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use keyless_store::activity::Activity;
