@@ -337,4 +337,3 @@ impl std::fmt::Debug for IdentitySource {
         write!(f, "IdentitySource({})", self.describe())
     }
 }
-

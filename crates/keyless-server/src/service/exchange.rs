@@ -27,7 +27,7 @@ use keyless_core::exchange::{self, ExchangeContext, ExchangeRequest, Grant};
 use keyless_core::id::{IssuerId, OrganizationId, RuleId, ServiceAccountId, WorkspaceSelector};
 use keyless_core::issuer::Issuer;
 use keyless_core::rejection::{Rejection, RejectionCode};
-use keyless_core::rule::{Rule, RuleSpec};
+use keyless_core::rule::{Rule, RuleSpec, RuleWorkspaces};
 use keyless_core::scope::ScopeSet;
 use keyless_core::service_account::ServiceAccount;
 use keyless_jose::Limits;
@@ -382,7 +382,33 @@ async fn attempt(
     };
     let grant =
         exchange::decide(&request, issuer, rule, service_account, &verified.claims, &ctx, now).map_err(rejected)?;
+    if matches!(rule.spec.workspaces, RuleWorkspaces::All) && grant.workspace_id != state.default_workspace_id {
+        check_workspace_live(state, &grant).await?;
+    }
     Ok((grant, issuer.id.clone()))
+}
+
+/// A rule for all workspaces names none, so the workspace a request picks is checked here: it must
+/// exist and be live (a listed one was checked when it was added). Only this path pays the read.
+async fn check_workspace_live(state: &AppState, grant: &Grant) -> Result<(), ExchangeError> {
+    let live = match state
+        .store
+        .workspace_get(&grant.organization_id, &grant.workspace_id)
+        .await
+    {
+        Ok(workspace) => !workspace.audit.is_archived(),
+        Err(StoreError::NotFound) => false,
+        Err(error) => return Err(unavailable(error)),
+    };
+    if live {
+        return Ok(());
+    }
+    Err(rejected(Rejection::new(
+        RejectionCode::WorkspaceNotEnabled,
+        "workspace_id",
+        Some(Value::from("a live workspace of the organization")),
+        Some(Value::from(grant.workspace_id.as_str())),
+    )))
 }
 
 /// Mints the token and records it with its success event (or, for a used `jti`, the replay's).

@@ -452,6 +452,49 @@ async fn exchange_in_a_new_workspace(db: Db) {
         .post_authed(&env.admin, &format!("{WORKSPACES}/{workspace_id}/archive"), &json!({}))
         .await;
     assert_eq!(status, 409, "{refused}");
+
+    // A rule for all workspaces lists none, so the exchange checks the requested one is live: an
+    // archived or unknown workspace is refused (workspace_not_enabled), never minted for.
+    let (status, rule) = env
+        .app
+        .post_authed(
+            &env.admin,
+            &format!("{RULES}/{}", env.rule_id),
+            &json!({"applies_to_all_workspaces": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{rule}");
+    let (status, archived) = env
+        .app
+        .post_authed(&env.admin, &format!("{WORKSPACES}/{workspace_id}/archive"), &json!({}))
+        .await;
+    assert_eq!(
+        status, 200,
+        "an all-workspaces rule does not block the archive: {archived}"
+    );
+    for (workspace, why) in [
+        (workspace_id, "archived"),
+        ("wrkspc_0123456789abcdef0123456789abcdef", "unknown"),
+    ] {
+        let mut body = env.body(&env.token());
+        body["workspace_id"] = json!(workspace);
+        let reply = env.exchange(&body).await;
+        assert_eq!(reply.status, 400, "{db:?} {why}: {}", reply.body);
+        assert_eq!(
+            reply.body["error_code"], "workspace_not_enabled",
+            "{db:?} {why}: {}",
+            reply.body
+        );
+    }
+    let (status, live) = env
+        .app
+        .post_authed(&env.admin, WORKSPACES, &json!({"name": "billing"}))
+        .await;
+    assert_eq!(status, 200, "{live}");
+    let mut body = env.body(&env.token());
+    body["workspace_id"] = live["id"].clone();
+    let reply = env.exchange(&body).await;
+    assert_eq!(reply.status, 200, "{db:?}: a live workspace: {}", reply.body);
     env.app.stop().await.unwrap();
 }
 
