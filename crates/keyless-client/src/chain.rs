@@ -162,7 +162,7 @@ impl Chain<'_> {
             _ => (None, None),
         };
         let (base_url, base_url_source) = if let Some(url) = &explicit.base_url {
-            (url.clone(), "the command line / explicit argument".to_owned())
+            (url.clone(), "--base-url".to_owned())
         } else if let Some(url) = env.get(vars::BASE_URL) {
             (url.to_owned(), vars::BASE_URL.to_owned())
         } else if let Some(url) = profile_base_url {

@@ -40,7 +40,7 @@ pub(crate) struct ImportArgs {
     /// The profile to write.
     #[arg(long, env = "KEYLESS_PROFILE_NAME", default_value = "admin")]
     name: String,
-    /// The server (default: --base-url, else http://127.0.0.1:8080).
+    /// The server (default: --base-url, else $KEYLESS_BASE_URL, else http://127.0.0.1:8080).
     #[arg(long = "server-url", env = "KEYLESS_PROFILE_BASE_URL", value_name = "URL")]
     base_url: Option<String>,
     /// Leave the active profile as it is.
@@ -422,6 +422,11 @@ fn import_bootstrap(global: &GlobalArgs, args: &ImportArgs) -> Result<(), Client
         .base_url
         .clone()
         .or_else(|| global.base_url.clone())
+        .or_else(|| {
+            Environment::from_process()
+                .get(keyless_client::chain::vars::BASE_URL)
+                .map(str::to_owned)
+        })
         .unwrap_or_else(|| keyless_client::chain::DEFAULT_BASE_URL.to_owned());
     keyless_client::Api::anonymous(&base_url)?;
     let dir = dir()?;

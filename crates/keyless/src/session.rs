@@ -10,16 +10,18 @@ use clap::Args;
 use keyless_client::clock::SystemClock;
 use keyless_client::{Api, ClientError, Environment, Explicit, Resolution};
 
-/// Flags every command that talks to a server accepts (anywhere on the command line).
+/// Flags every command that talks to a server accepts (anywhere on the command line). Their
+/// environment variables are read by the credential chain itself rather than by clap, so that `keyless
+/// auth status` can say whether a value came from a flag or from the environment.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct GlobalArgs {
-    /// The keyless server to call (https, or http on loopback). Default: the profile's, else
-    /// http://127.0.0.1:8080.
-    #[arg(long, env = "KEYLESS_BASE_URL", value_name = "URL", global = true)]
+    /// The keyless server to call (https, or http on loopback). Default: $KEYLESS_BASE_URL, else the
+    /// profile's, else http://127.0.0.1:8080.
+    #[arg(long, value_name = "URL", global = true)]
     pub(crate) base_url: Option<String>,
     /// The profile to take the server and credential from (a file under the configuration
-    /// directory's configs/; see `keyless profile list`).
-    #[arg(long, env = "KEYLESS_PROFILE", value_name = "NAME", global = true)]
+    /// directory's configs/; see `keyless profile list`). Default: $KEYLESS_PROFILE.
+    #[arg(long, value_name = "NAME", global = true)]
     pub(crate) profile: Option<String>,
 }
 
