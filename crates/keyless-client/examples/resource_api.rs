@@ -7,18 +7,18 @@
 //! - `POST /v1/files`: needs `files:write` (checked in the handler with `Principal::require_scope`).
 //!
 //! Configuration, from the environment:
-//! - `KEYLESS_BASE_URL`: the keyless server (`https://…`, or `http://` on loopback).
-//! - `KEYLESS_INTROSPECTION_TOKEN`: this API's own keyless access token, holding `oauth:introspect`
-//!   (exchanged by the API's workload through a federation rule granting that scope; an admin creates
-//!   the rule with an interactive credential).
-//! - `RESOURCE_API_LISTEN`: where to listen (default `127.0.0.1:8081`).
+//! - the API's own credential, through the credential chain (`docs/client.md`): typically the
+//!   federation variables (`KEYLESS_BASE_URL`, `KEYLESS_FEDERATION_RULE_ID`, `KEYLESS_ORGANIZATION_ID`,
+//!   `KEYLESS_IDENTITY_TOKEN_FILE`, …) of a rule granting `oauth:introspect` (an admin creates it with an
+//!   interactive credential). Its token is refreshed before expiry and after a 401;
+//! - `RESOURCE_API_LISTEN`: where to listen (default `127.0.0.1:8081`);
 //! - `KEYLESS_REVOCATION_BOUND_SECONDS`: the verifier's `max_ttl` (default 10).
 //!
 //! Run it:
 //! ```text
-//! KEYLESS_BASE_URL=http://127.0.0.1:8080 KEYLESS_INTROSPECTION_TOKEN=keyless_at_… \
-//!     cargo run -p keyless-client --features resource-server --example resource_api
-//! curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8081/v1/whoami
+//! export $(keyless rules env fdrl_…) KEYLESS_IDENTITY_TOKEN_FILE=/path/to/the/api's/identity-token
+//! cargo run -p keyless-client --features resource-server --example resource_api
+//! curl -H "Authorization: Bearer $(keyless token)" http://127.0.0.1:8081/v1/whoami
 //! ```
 
 use std::process::ExitCode;
@@ -26,8 +26,8 @@ use std::time::Duration;
 
 use axum::routing::get;
 use axum::{Json, Router};
+use keyless_client::Api;
 use keyless_client::resource::{Denial, Principal, RequireScope, RequireToken, Verifier};
-use keyless_client::{Api, Credential};
 use serde_json::{Value, json};
 
 /// The API's routes, all but `/healthz` behind the verifier.
@@ -73,14 +73,17 @@ async fn main() -> ExitCode {
 }
 
 async fn serve() -> Result<(), Box<dyn std::error::Error>> {
-    let base_url = std::env::var("KEYLESS_BASE_URL").map_err(|_| "KEYLESS_BASE_URL is not set")?;
-    let token = std::env::var("KEYLESS_INTROSPECTION_TOKEN").map_err(|_| "KEYLESS_INTROSPECTION_TOKEN is not set")?;
+    let resolution = keyless_client::resolve(
+        &keyless_client::Explicit::default(),
+        &keyless_client::Environment::from_process(),
+        std::sync::Arc::new(keyless_client::clock::SystemClock),
+    )?;
     let listen = std::env::var("RESOURCE_API_LISTEN").unwrap_or_else(|_| "127.0.0.1:8081".to_owned());
     let bound = match std::env::var("KEYLESS_REVOCATION_BOUND_SECONDS") {
         Ok(text) => Duration::from_secs(text.parse()?),
         Err(_) => keyless_client::resource::DEFAULT_MAX_TTL,
     };
-    let api = Api::new(&base_url, Credential::Bearer(token.into()))?;
+    let api = Api::new(&resolution.base_url, resolution.credential)?;
     let verifier = Verifier::builder(api).max_ttl(bound).build();
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     axum::serve(listener, router(verifier)).await?;

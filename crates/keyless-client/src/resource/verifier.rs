@@ -55,12 +55,14 @@ type Outcome = Result<Answer, Denial>;
 ///
 /// ```no_run
 /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-/// use keyless_client::resource::Verifier;
-/// use keyless_client::{Api, Credential};
+/// use std::sync::Arc;
+/// use keyless_client::resource::{SystemClock, Verifier};
+/// use keyless_client::{Api, Environment, Explicit};
 ///
-/// // The resource server's own token, holding `oauth:introspect`.
-/// let credential = Credential::Bearer(std::env::var("KEYLESS_INTROSPECTION_TOKEN")?.into());
-/// let verifier = Verifier::new(Api::new("https://keyless.example.com", credential)?);
+/// // The resource server's own credential, holding `oauth:introspect`: from the credential chain, so
+/// // a federated token is refreshed before it expires and after a 401.
+/// let own = keyless_client::resolve(&Explicit::default(), &Environment::from_process(), Arc::new(SystemClock))?;
+/// let verifier = Verifier::new(Api::new(&own.base_url, own.credential)?);
 /// let principal = verifier.verify("keyless_at_…").await?;
 /// principal.require_scope("files:read")?;
 /// # Ok(())

@@ -192,6 +192,8 @@ struct Fixture {
     introspection_token: String,
     worker_id: String,
     worker_rule_id: String,
+    orders_api_id: String,
+    orders_api_rule_id: String,
 }
 
 impl Fixture {
@@ -269,9 +271,11 @@ impl Fixture {
             introspection_token: String::new(),
             worker_id,
             worker_rule_id,
+            orders_api_id,
+            orders_api_rule_id,
         };
         fixture.introspection_token = fixture
-            .exchange("orders-api", &orders_api_rule_id, &orders_api_id, None)
+            .exchange("orders-api", &fixture.orders_api_rule_id, &fixture.orders_api_id, None)
             .await;
         let (proxy, proxy_url) = Proxy::start(&fixture.keyless.base_url).await;
         fixture.proxy = proxy;
@@ -297,7 +301,8 @@ impl Fixture {
     }
 
     /// Signs a workload JWT for `subject` and exchanges it through `rule_id`.
-    async fn exchange(&self, subject: &str, rule_id: &str, service_account_id: &str, scope: Option<&str>) -> String {
+    /// A workload JWT for `subject`, with a fresh `jti`.
+    fn assertion(&self, subject: &str) -> String {
         let now = i64::try_from(SystemClock.now().as_secs()).unwrap();
         let claims = json!({
             "iss": ISSUER,
@@ -308,7 +313,11 @@ impl Fixture {
             "nbf": now - 5,
             "exp": now + 300,
         });
-        let assertion = self.signer.sign_jwt(claims.as_object().unwrap()).unwrap();
+        self.signer.sign_jwt(claims.as_object().unwrap()).unwrap()
+    }
+
+    async fn exchange(&self, subject: &str, rule_id: &str, service_account_id: &str, scope: Option<&str>) -> String {
+        let assertion = self.assertion(subject);
         let mut body = json!({
             "grant_type": JWT_BEARER,
             "assertion": assertion,
@@ -692,4 +701,58 @@ async fn a_principal_extractor_without_the_layer_fails_closed() {
     assert_eq!(response.status(), 500);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "server_error");
+}
+
+/// The resource server's own credential from the credential chain (federation from the environment,
+/// an identity-token file): after its token is revoked, the next introspection answers 401, the cache
+/// drops the token, exchanges the (rewritten) identity token again, and the call succeeds on the retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refreshing_credential_recovers_from_a_revoked_token_with_one_retry() {
+    let mut fixture = Fixture::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let identity_file = dir.path().join("identity-token");
+    std::fs::write(&identity_file, format!("{}\n", fixture.assertion("orders-api"))).unwrap();
+    let env = keyless_client::Environment::from_vars([
+        ("KEYLESS_BASE_URL", fixture.keyless.base_url.as_str()),
+        ("KEYLESS_FEDERATION_RULE_ID", fixture.orders_api_rule_id.as_str()),
+        ("KEYLESS_ORGANIZATION_ID", fixture.keyless.organization_id.as_str()),
+        ("KEYLESS_SERVICE_ACCOUNT_ID", fixture.orders_api_id.as_str()),
+        ("KEYLESS_IDENTITY_TOKEN_FILE", identity_file.to_str().unwrap()),
+        ("KEYLESS_CONFIG_DIR", dir.path().join("config").to_str().unwrap()),
+    ]);
+    let resolution =
+        keyless_client::resolve(&keyless_client::Explicit::default(), &env, Arc::new(SystemClock)).unwrap();
+    assert_eq!(resolution.winner().unwrap().name, "federation environment");
+    let Credential::Refreshing(cache) = resolution.credential.clone() else {
+        panic!("federation gives a refreshing credential");
+    };
+    let api = Api::new(&resolution.base_url, resolution.credential).unwrap();
+    let worker_token = fixture.worker_token("files:read").await;
+    let form = [("token", worker_token.as_str())];
+    let introspect = || api.post_form::<Value>(&["v1", "oauth", "introspect"], &form);
+
+    assert_eq!(introspect().await.unwrap()["active"], true);
+    let first = cache.token().await.unwrap();
+    fixture.revoke(secrecy::ExposeSecret::expose_secret(&first.token)).await;
+    // The identity token's jti was used by the first exchange; the platform rewrites the file.
+    std::fs::write(&identity_file, fixture.assertion("orders-api")).unwrap();
+
+    assert_eq!(
+        introspect().await.unwrap()["active"],
+        true,
+        "the retry after the 401 succeeds"
+    );
+    let second = cache.token().await.unwrap();
+    assert_ne!(
+        secrecy::ExposeSecret::expose_secret(&first.token),
+        secrecy::ExposeSecret::expose_secret(&second.token),
+        "a new token was exchanged"
+    );
+    // Without the rewrite, the replayed identity token is refused and the error says why.
+    fixture
+        .revoke(secrecy::ExposeSecret::expose_secret(&second.token))
+        .await;
+    let error = introspect().await.unwrap_err();
+    assert_eq!(error.api().unwrap().code.as_deref(), Some("jti_reused"), "{error}");
+    fixture.keyless.stop().await;
 }
