@@ -389,10 +389,11 @@ fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ClientEr
     let name = path.file_name().and_then(|name| name.to_str()).unwrap_or("file");
     let mut attempt = 0u32;
     let (temp, mut file) = loop {
-        let nonce = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.subsec_nanos());
-        let temp = dir.join(format!(".{name}.{}.{nonce}.{attempt}.tmp", std::process::id()));
+        let mut random = [0u8; 8];
+        aws_lc_rs::rand::fill(&mut random)
+            .map_err(|_| ClientError::Config("the random generator failed".to_owned()))?;
+        let nonce = u64::from_le_bytes(random);
+        let temp = dir.join(format!(".{name}.{}.{nonce:016x}.{attempt}.tmp", std::process::id()));
         match open_with_mode(&temp, mode, OpenOptions::new().create_new(true).write(true)) {
             Ok(file) => break (temp, file),
             Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists && attempt < 16 => attempt += 1,
