@@ -9,7 +9,11 @@
 //! 1. **closed loop**: `CONCURRENCY` connections exchange as fast as they can for `DURATION` →
 //!    exchanges/s, p50/p99 latency, server CPU per exchange (from `/proc/<pid>/stat`) and the load generator's own;
 //! 2. **open loop** at 80 % of that rate for `DURATION`: requests are sent on a fixed schedule and each
-//!    latency is measured from its scheduled time (no coordinated omission) → p50/p99;
+//!    latency is measured from its scheduled time (no coordinated omission) → p50/p99. At most
+//!    [`OPEN_LOOP_CONNECTIONS`] are in flight, as a fleet of clients behind a bounded pool would be: a
+//!    request scheduled while all are busy waits for one, and the wait counts in its latency. (Unbounded,
+//!    a stall of a few tens of milliseconds made the generator open a connection per late request until it
+//!    ran out of file descriptors, and the connection storm, not the server, set the tail.);
 //! 3. **crypto floor**, in this process: one RS256 verification plus one token generation, the work an
 //!    exchange cannot avoid → µs per exchange, and the server's CPU per exchange as a ratio of it.
 //!
@@ -34,6 +38,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use keyless_jose::{Algorithm, SigningKey};
 use serde_json::{Value, json};
+
+/// The allocator the `keyless` binary ships with, so the server measured here is the one users run.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The most open-loop requests in flight (and connections), see the module docs.
+const OPEN_LOOP_CONNECTIONS: usize = 256;
 
 const CHILD_ENV: &str = "KEYLESS_BENCH_SERVER_DIR";
 const KEK: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -343,7 +354,7 @@ async fn run_database(
 ) -> Row {
     let server = Server::start(pg_url);
     let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
+        .pool_max_idle_per_host(concurrency.max(OPEN_LOOP_CONNECTIONS))
         .build()
         .unwrap();
     let template = Arc::new(set_up(&http, &server, key).await);
@@ -481,12 +492,15 @@ async fn open_loop(
     let total = (rate * duration.as_secs_f64()) as u64;
     let start = Instant::now();
     let mut requests = Vec::with_capacity(usize::try_from(total).unwrap());
+    let connections = Arc::new(tokio::sync::Semaphore::new(OPEN_LOOP_CONNECTIONS));
     for n in 0..total {
         let scheduled = start + interval * u32::try_from(n).unwrap();
         tokio::time::sleep_until(scheduled.into()).await;
         let (http, template, tokens, next) = (http.clone(), template.clone(), tokens.clone(), next.clone());
         let base_url = server.base_url.clone();
+        let connections = Arc::clone(&connections);
         requests.push(tokio::spawn(async move {
+            let _connection = connections.acquire_owned().await.unwrap();
             assert!(
                 exchange_once(&http, &base_url, &template, &tokens, &next).await,
                 "ran out of pre-minted tokens"

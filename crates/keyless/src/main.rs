@@ -34,6 +34,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc rather than glibc's allocator: the exchange path allocates many small short-lived objects
+/// (JSON claim maps, activity payloads), and glibc's `malloc`/`free`/`malloc_consolidate` were ~18 % of
+/// the server's CPU under load (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// keyless: workload identity federation for your API.
 #[derive(Debug, Parser)]
 #[command(name = "keyless", version, about, propagate_version = true)]

@@ -104,9 +104,44 @@ struct Parties {
 /// every admin change bumps it in its own transaction, so an archive or an update takes effect at
 /// once, on every node; an exchange costs one small read instead of four, and CEL compiles once per
 /// change, not once per exchange.
+///
+/// The generation itself is read through [`GenerationReads`]: concurrent exchanges share a read that
+/// started after they arrived, so under load one small query serves many exchanges without ever
+/// answering one with a generation read before it arrived.
 #[derive(Default)]
 pub struct PartiesCache {
     entries: Mutex<HashMap<RuleId, (i64, Arc<Parties>)>>,
+    generations: GenerationReads,
+}
+
+/// Coalesced reads of an organization's configuration generation.
+///
+/// Readers take turns (a FIFO lock); each read is tagged with the number of callers that had arrived
+/// when it started. A caller that arrived before the last read started takes its result instead of
+/// reading again — that read began after the caller's request did, so it is as fresh as one the caller
+/// would have made. Everyone else reads. A failed read is not shared: each caller then reads for itself.
+#[derive(Default)]
+struct GenerationReads {
+    arrivals: std::sync::atomic::AtomicU64,
+    turn: tokio::sync::Mutex<Option<(OrganizationId, u64, i64)>>,
+}
+
+impl GenerationReads {
+    async fn read(&self, state: &AppState, organization_id: &OrganizationId) -> Result<i64, StoreError> {
+        use std::sync::atomic::Ordering;
+        let arrived = self.arrivals.fetch_add(1, Ordering::SeqCst);
+        let mut last = self.turn.lock().await;
+        if let Some((organization, started, generation)) = &*last
+            && organization == organization_id
+            && arrived < *started
+        {
+            return Ok(*generation);
+        }
+        let started = self.arrivals.load(Ordering::SeqCst);
+        let generation = state.store.config_generation(organization_id).await?;
+        *last = Some((organization_id.clone(), started, generation));
+        Ok(generation)
+    }
 }
 
 impl PartiesCache {
@@ -117,7 +152,7 @@ impl PartiesCache {
         organization_id: &OrganizationId,
         rule_id: &RuleId,
     ) -> Result<Arc<Parties>, ExchangeError> {
-        let generation = match state.store.config_generation(organization_id).await {
+        let generation = match self.generations.read(state, organization_id).await {
             Ok(generation) => Some(generation),
             Err(StoreError::NotFound) => None,
             Err(error) => return Err(unavailable(error)),
