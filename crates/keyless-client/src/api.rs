@@ -108,11 +108,20 @@ impl Api {
         &self.http
     }
 
-    /// The URL of `segments` under the base URL, each segment percent-encoded, plus `query`.
+    /// The URL of `segments` under the base URL, each segment percent-encoded, plus `query`. A `.` or
+    /// `..` segment is sent as the text `%2E` / `%2E%2E` (which no ID matches), so an ID can never climb
+    /// out of its collection.
     pub fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Url {
         let mut url = self.base_url.clone();
         if let Ok(mut path) = url.path_segments_mut() {
-            path.pop_if_empty().extend(segments);
+            path.pop_if_empty();
+            for segment in segments {
+                match *segment {
+                    "." => path.push("%2E"),
+                    ".." => path.push("%2E%2E"),
+                    other => path.push(other),
+                };
+            }
         }
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
@@ -264,6 +273,9 @@ mod tests {
             url.as_str(),
             "http://127.0.0.1:8080/v1/organizations/service_accounts/..%2F..%2Fx%3Fy"
         );
+        let url = api("http://127.0.0.1:8080").url(&["v1", "organizations", "federation_rules", ".."], &[]);
+        // The server receives the text `%2E%2E` as the ID and refuses it as malformed; never the parent.
+        assert_eq!(url.as_str(), "http://127.0.0.1:8080/v1/organizations/federation_rules/%252E%252E");
         let url = api("https://keyless.example/base").url(&["v1", "oauth", "token"], &[("limit", "2")]);
         assert_eq!(url.as_str(), "https://keyless.example/base/v1/oauth/token?limit=2");
     }
