@@ -275,7 +275,10 @@ mod tests {
         );
         let url = api("http://127.0.0.1:8080").url(&["v1", "organizations", "federation_rules", ".."], &[]);
         // The server receives the text `%2E%2E` as the ID and refuses it as malformed; never the parent.
-        assert_eq!(url.as_str(), "http://127.0.0.1:8080/v1/organizations/federation_rules/%252E%252E");
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:8080/v1/organizations/federation_rules/%252E%252E"
+        );
         let url = api("https://keyless.example/base").url(&["v1", "oauth", "token"], &[("limit", "2")]);
         assert_eq!(url.as_str(), "https://keyless.example/base/v1/oauth/token?limit=2");
     }

@@ -7,6 +7,7 @@
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
+use keyless_client::chain::vars;
 use keyless_client::{ClientError, Credential, Resolution};
 use secrecy::ExposeSecret;
 use serde_json::json;
@@ -145,9 +146,18 @@ pub(crate) fn exec(global: &GlobalArgs, args: &ExecArgs) -> ExitCode {
         .args(rest)
         .env("KEYLESS_AUTH_TOKEN", obtained.token.expose_secret())
         .env("KEYLESS_BASE_URL", &resolution.base_url)
-        // The child gets the token, not the means to mint more.
+        // The child gets the token, not the means to mint more (and its own keyless clients then see
+        // one credential, with no shadowed federation setup to warn about).
         .env_remove("KEYLESS_API_KEY")
-        .env_remove("KEYLESS_IDENTITY_TOKEN");
+        .env_remove("KEYLESS_PROFILE");
+    for var in [
+        vars::FEDERATION_RULE_ID,
+        vars::IDENTITY_TOKEN,
+        vars::IDENTITY_TOKEN_FILE,
+        vars::IDENTITY_TOKEN_SOURCE,
+    ] {
+        command.env_remove(var);
+    }
     for name in &args.extra_vars {
         command.env(name, obtained.token.expose_secret());
     }

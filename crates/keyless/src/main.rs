@@ -69,8 +69,9 @@ enum Command {
     /// Run a command with a fresh access token in its environment (KEYLESS_AUTH_TOKEN, plus any
     /// --env names) and the server in KEYLESS_BASE_URL.
     ///
-    /// The command gets the token, not the means to mint more: KEYLESS_API_KEY and
-    /// KEYLESS_IDENTITY_TOKEN are removed from its environment. It exits with the command's status
+    /// The command gets the token, not the means to mint more: KEYLESS_API_KEY, KEYLESS_PROFILE,
+    /// KEYLESS_FEDERATION_RULE_ID and KEYLESS_IDENTITY_TOKEN[_FILE|_SOURCE] are removed from its
+    /// environment. It exits with the command's status
     /// (128 + N when killed by signal N); 1 or 2 as `keyless token` when no token could be had.
     Exec(credentials::ExecArgs),
     /// Which credential the chain picks and why.

@@ -231,7 +231,7 @@ fn exec_passes_the_token_and_the_exit_status() {
             "--",
             "sh",
             "-c",
-            r#"printf '%s %s %s' "$KEYLESS_AUTH_TOKEN" "$OTHER_TOKEN" "${KEYLESS_IDENTITY_TOKEN:-none}""#,
+            r#"printf '%s %s %s%s' "$KEYLESS_AUTH_TOKEN" "$OTHER_TOKEN" "${KEYLESS_IDENTITY_TOKEN_FILE:-none}" "${KEYLESS_FEDERATION_RULE_ID:-}""#,
         ],
         &vars,
     );
