@@ -105,7 +105,7 @@ struct Parties {
 /// once, on every node; an exchange costs one small read instead of four, and CEL compiles once per
 /// change, not once per exchange.
 ///
-/// The generation itself is read through [`GenerationReads`]: concurrent exchanges share a read that
+/// The generation itself is read through `GenerationReads`: concurrent exchanges share a read that
 /// started after they arrived, so under load one small query serves many exchanges without ever
 /// answering one with a generation read before it arrived.
 #[derive(Default)]
