@@ -8,6 +8,8 @@
 //! the bootstrap token names none of them. Each is a composite foreign key with the organization, so a
 //! token can never be bound to another organization's objects.
 
+use std::borrow::Borrow;
+
 use keyless_core::id::{OrganizationId, RuleId, ServiceAccountId, WorkspaceId};
 use keyless_core::scope::ScopeSet;
 
@@ -67,7 +69,10 @@ impl Tx {
     }
 
     /// Stores issued tokens, one statement per chunk, with the errors of [`Tx::access_token_create`].
-    pub async fn access_token_create_many(&mut self, tokens: &[AccessTokenRecord]) -> Result<(), StoreError> {
+    pub async fn access_token_create_many<T: Borrow<AccessTokenRecord>>(
+        &mut self,
+        tokens: &[T],
+    ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         for chunk in row_chunks(tokens) {
             let mut query = Query::new(
@@ -75,7 +80,7 @@ impl Tx {
                  created_at, expires_at, revoked_at) VALUES ",
             )
             .on_key_conflict("hash");
-            for (idx, token) in chunk.iter().enumerate() {
+            for (idx, token) in chunk.iter().map(Borrow::borrow).enumerate() {
                 query.push_sql(if idx == 0 { "(" } else { ", (" });
                 query.push_arg(token.hash.as_slice());
                 query.push_sql(", ");

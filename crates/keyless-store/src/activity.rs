@@ -15,6 +15,8 @@
 //!
 //! Must not: update or delete an event.
 
+use std::borrow::Borrow;
+
 use keyless_core::id::OrganizationId;
 use serde_json::Value;
 
@@ -143,7 +145,10 @@ impl Tx {
     }
 
     /// Appends events in order, in as few statements as possible; returns their IDs, in the same order.
-    pub async fn activity_append_many(&mut self, activities: &[Activity]) -> Result<Vec<i64>, StoreError> {
+    pub async fn activity_append_many<T: Borrow<Activity>>(
+        &mut self,
+        activities: &[T],
+    ) -> Result<Vec<i64>, StoreError> {
         let mut ids = Vec::with_capacity(activities.len());
         let mut conn = self.conn();
         for chunk in row_chunks(activities) {
@@ -151,7 +156,7 @@ impl Tx {
                 "INSERT INTO activities (organization_id, activity_type, actor_id, resource_id, request_id, \
                  created_at, payload) VALUES ",
             );
-            for (idx, activity) in chunk.iter().enumerate() {
+            for (idx, activity) in chunk.iter().map(Borrow::borrow).enumerate() {
                 if idx > 0 {
                     query.push_sql(", ");
                 }

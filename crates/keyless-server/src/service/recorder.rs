@@ -195,18 +195,18 @@ async fn write(store: &Store, entries: &[&Entry]) -> Result<Vec<Recorded>, Store
                 let first_use = jti.is_none() || first_uses.next().unwrap_or(false);
                 match jti {
                     Some(jti) if !first_use => {
-                        events.push(jti.replay_event.clone());
+                        events.push(&jti.replay_event);
                         outcomes.push(Recorded::Replayed);
                     }
                     _ => {
-                        tokens.push(token.clone());
-                        events.push(event.clone());
+                        tokens.push(token);
+                        events.push(event);
                         outcomes.push(Recorded::Committed);
                     }
                 }
             }
             Entry::Event(event) => {
-                events.push(event.clone());
+                events.push(event);
                 outcomes.push(Recorded::Committed);
             }
         }

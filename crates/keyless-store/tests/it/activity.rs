@@ -34,7 +34,7 @@ async fn append_one_and_many(db: Db) {
         .collect();
     let mut tx = store.begin().await.unwrap();
     let ids = tx.activity_append_many(&many).await.unwrap();
-    assert!(tx.activity_append_many(&[]).await.unwrap().is_empty());
+    assert!(tx.activity_append_many::<Activity>(&[]).await.unwrap().is_empty());
     tx.commit().await.unwrap();
     assert_eq!(ids.len(), many.len());
     assert!(ids.windows(2).all(|pair| pair[0] < pair[1]));
