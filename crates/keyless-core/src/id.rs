@@ -2,7 +2,8 @@
 //! `workspace_id` an exchange request names.
 //!
 //! Parts, in reading order: [`IdError`], the prefixed IDs ([`IssuerId`] `fdis_`, [`RuleId`] `fdrl_`,
-//! [`ServiceAccountId`] `svac_`, [`WorkspaceId`] `wrkspc_`), [`OrganizationId`], [`WorkspaceSelector`].
+//! [`ServiceAccountId`] `svac_`, [`WorkspaceId`] `wrkspc_`,
+//! [`ApiKeyId`] `apikey_`), [`OrganizationId`], [`WorkspaceSelector`].
 //!
 //! A prefixed ID is its prefix followed by 1 to 64 ASCII letters or digits (`[A-Za-z0-9]{1,64}`), compared
 //! byte for byte. An organization ID is a UUID in its textual 8-4-4-4-12 hexadecimal form; upper-case
@@ -113,6 +114,11 @@ prefixed_id!(
     /// A workspace's ID, `wrkspc_…`.
     WorkspaceId,
     "wrkspc_"
+);
+prefixed_id!(
+    /// A workspace API key's ID, `apikey_…` (the ID, never the key).
+    ApiKeyId,
+    "apikey_"
 );
 
 /// An organization's ID: a UUID in lower-case 8-4-4-4-12 hexadecimal form.

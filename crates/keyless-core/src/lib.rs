@@ -13,6 +13,8 @@
 //! - [`rule`]: the federation rule model, its two-stage parsing and write-time validation, and matching.
 //! - [`scope`], [`lifetime`]: the granted scope and token lifetime.
 //! - [`exchange`]: [`exchange::decide`], the whole decision.
+//! - [`route`]: the operator's route table — which scopes a request to the protected API needs — and
+//!   the canonical request path it is matched on.
 //!
 //! # Must not
 //! No IO, nothing async, and no clock: `now` is always a parameter (Unix seconds, `i64`). Signature
@@ -27,6 +29,7 @@ pub mod issuer;
 pub mod lifetime;
 pub mod name;
 pub mod rejection;
+pub mod route;
 pub mod rule;
 pub mod scope;
 pub mod service_account;

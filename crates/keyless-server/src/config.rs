@@ -23,7 +23,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
+use keyless_core::route::{RouteSpec, RouteTable};
+
+use crate::service::authorize::{AuthorizeSettings, Rate, RateLimits};
 use crate::service::jwks::{FetchSettings, KeySettings, PollSettings};
+use crate::service::request_log;
 
 /// The default listen address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -35,7 +39,7 @@ pub const GENERATED_KEK_FILE: &str = "key-encryption-key";
 pub const CONFIG_FILE: &str = "keyless.toml";
 
 /// The top-level keys, which are also the only `KEYLESS_*` variables the server reads.
-const TOP_LEVEL_KEYS: [&str; 8] = [
+const TOP_LEVEL_KEYS: [&str; 12] = [
     "listen",
     "data_dir",
     "database_url",
@@ -44,6 +48,10 @@ const TOP_LEVEL_KEYS: [&str; 8] = [
     "log",
     "issuers",
     "keys",
+    "authorize",
+    "rate_limits",
+    "request_log",
+    "upstream",
 ];
 
 /// The configuration as written in `keyless.toml` (and mirrored by the environment).
@@ -67,6 +75,80 @@ pub struct RawConfig {
     pub issuers: RawIssuers,
     /// `[keys]`.
     pub keys: RawKeys,
+    /// `[authorize]`: the route table of the protected API.
+    pub authorize: RawAuthorize,
+    /// `[rate_limits]`.
+    pub rate_limits: RawRateLimits,
+    /// `[request_log]`.
+    pub request_log: RawRequestLog,
+    /// `[upstream]`: the built-in reverse proxy.
+    pub upstream: RawUpstream,
+}
+
+/// `[authorize]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAuthorize {
+    /// `routes`: `[{methods, path, scopes}]`, first match wins; absent: the built-in table.
+    pub routes: Option<Vec<RawRoute>>,
+    /// `unmatched`: the scopes (space-separated, any one) a request no route matches needs; `""`
+    /// refuses such requests (default `workspace:developer`).
+    pub unmatched: Option<String>,
+    /// `cache_entries`: the most credentials cached (100000).
+    pub cache_entries: Option<usize>,
+}
+
+/// One `[[authorize.routes]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// `methods`: e.g. `["GET"]`; absent or empty: every method.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// `path`: a pattern (`/v1/files/*`, `/v1/files/**`).
+    pub path: String,
+    /// `scopes`: space-separated; any one admits the request.
+    pub scopes: String,
+}
+
+/// `[rate_limits]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRateLimits {
+    /// `workspace`: each workspace's limit.
+    pub workspace: Option<RawRate>,
+    /// `service_account`: each service account's limit.
+    pub service_account: Option<RawRate>,
+    /// `api_key`: each API key's limit.
+    pub api_key: Option<RawRate>,
+    /// `overrides`: limits of particular IDs (`wrkspc_…`, `svac_…`, `apikey_…`).
+    pub overrides: std::collections::HashMap<String, RawRate>,
+}
+
+/// A rate limit: `{ requests_per_second, burst }`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRate {
+    /// Sustained requests per second (> 0).
+    pub requests_per_second: f64,
+    /// Requests allowed at once (≥ 1; default: one second's worth, at least 1).
+    pub burst: Option<u32>,
+}
+
+/// `[request_log]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRequestLog {
+    /// `queue`: the most request records waiting for the database (65536); more are dropped and counted.
+    pub queue: Option<usize>,
+}
+
+/// `[upstream]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawUpstream {
+    /// `url`: where the built-in proxy forwards authorized requests (`--upstream`).
+    pub url: Option<String>,
 }
 
 /// `[log]`.
@@ -140,6 +222,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     /// `--database-url URL`.
     pub database_url: Option<SecretString>,
+    /// `--upstream URL`.
+    pub upstream: Option<String>,
 }
 
 /// Where the organization's data lives.
@@ -186,6 +270,12 @@ pub struct Config {
     pub poll: PollSettings,
     /// Where the key-encryption key comes from.
     pub kek: KekSource,
+    /// The route table, rate limits and credential cache of request authorization.
+    pub authorize: AuthorizeSettings,
+    /// The request log's queue bound.
+    pub request_log_queue: usize,
+    /// Where the built-in proxy forwards authorized requests, if anywhere.
+    pub upstream: Option<Url>,
 }
 
 /// Why the configuration cannot be used. Messages name the setting, e.g. `listen: …`.
@@ -247,6 +337,9 @@ impl Config {
         if let Some(url) = overrides.database_url {
             raw.database_url = Some(url);
             raw.database_url_file = None;
+        }
+        if let Some(upstream) = overrides.upstream {
+            raw.upstream.url = Some(upstream);
         }
         Config::from_raw(raw)
     }
@@ -322,8 +415,90 @@ impl Config {
             jwks: key_settings(&raw.issuers)?,
             poll: poll_settings(&raw.issuers)?,
             kek,
+            authorize: authorize_settings(&raw.authorize, &raw.rate_limits)?,
+            request_log_queue: within(
+                "request_log.queue",
+                raw.request_log.queue,
+                request_log::DEFAULT_QUEUE,
+                1..=16_777_216,
+            )?,
+            upstream: raw.upstream.url.as_deref().map(checked_upstream).transpose()?,
         })
     }
+}
+
+fn authorize_settings(raw: &RawAuthorize, limits: &RawRateLimits) -> Result<AuthorizeSettings, ConfigError> {
+    let defaults = AuthorizeSettings::default();
+    let routes = match (&raw.routes, &raw.unmatched) {
+        (None, None) => defaults.routes,
+        (routes, unmatched) => {
+            let specs: Vec<RouteSpec> = routes
+                .iter()
+                .flatten()
+                .map(|route| RouteSpec {
+                    methods: route.methods.clone(),
+                    path: route.path.clone(),
+                    scopes: route.scopes.clone(),
+                })
+                .collect();
+            let unmatched = unmatched.as_deref().unwrap_or(keyless_core::scope::WORKSPACE_DEVELOPER);
+            RouteTable::new(&specs, unmatched).map_err(|error| invalid("authorize.routes", error.to_string()))?
+        }
+    };
+    let rate = |key: &'static str, raw: &RawRate| -> Result<Rate, ConfigError> {
+        if !(raw.requests_per_second.is_finite() && raw.requests_per_second > 0.0) {
+            return Err(invalid(key, "requests_per_second must be a number above 0"));
+        }
+        let burst = match raw.burst {
+            Some(0) => return Err(invalid(key, "burst must be at least 1")),
+            Some(burst) => burst,
+            // One second's worth.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "bounded by the max")]
+            None => raw.requests_per_second.ceil().clamp(1.0, f64::from(u32::MAX)) as u32,
+        };
+        Ok(Rate {
+            per_second: raw.requests_per_second,
+            burst,
+        })
+    };
+    let mut overrides = std::collections::HashMap::new();
+    for (id, raw) in &limits.overrides {
+        let known = ["wrkspc_", "svac_", "apikey_"].iter().any(|prefix| id.starts_with(prefix));
+        if !known {
+            return Err(invalid(
+                "rate_limits.overrides",
+                format!("`{id}` is not a workspace, service account or API key ID"),
+            ));
+        }
+        overrides.insert(id.clone(), rate("rate_limits.overrides", raw)?);
+    }
+    Ok(AuthorizeSettings {
+        routes,
+        rate_limits: RateLimits {
+            workspace: limits.workspace.as_ref().map(|raw| rate("rate_limits.workspace", raw)).transpose()?,
+            service_account: limits
+                .service_account
+                .as_ref()
+                .map(|raw| rate("rate_limits.service_account", raw))
+                .transpose()?,
+            api_key: limits.api_key.as_ref().map(|raw| rate("rate_limits.api_key", raw)).transpose()?,
+            overrides,
+        },
+        cache_entries: within("authorize.cache_entries", raw.cache_entries, defaults.cache_entries, 1..=10_000_000)?,
+    })
+}
+
+/// The upstream URL: http or https, a host, no query or fragment; its path is a prefix for every
+/// forwarded request.
+fn checked_upstream(text: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(text).map_err(|error| invalid("upstream.url", format!("{text:?}: {error}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(invalid("upstream.url", "must be an http:// or https:// URL with a host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid("upstream.url", "must not have a query, fragment or credentials"));
+    }
+    Ok(url)
 }
 
 /// `value` when it lies in `range`, else a refusal naming `key`.

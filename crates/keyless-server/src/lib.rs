@@ -38,7 +38,9 @@ use crate::service::jwks::IssuerKeys;
 use crate::service::jwks::poll;
 use crate::service::jwks::source::UrlPolicy;
 use crate::service::keys::{KeyEncryptionKey, KeyError};
+use crate::service::authorize::Authorizer;
 use crate::service::recorder::Recorder;
+use crate::service::request_log::RequestLog;
 use crate::state::AppState;
 
 /// Why the server stopped with an error.
@@ -112,6 +114,7 @@ pub async fn run(
     }
     let keys: Vec<&keyless_jose::SigningKey> = organization.signing_keys.iter().collect();
     let (recorder, writer) = Recorder::start(store.clone());
+    let (request_log, request_writer) = RequestLog::start(store.clone(), config.request_log_queue);
     let url_policy = UrlPolicy {
         allow_insecure: config.allow_insecure_urls,
     };
@@ -127,6 +130,8 @@ pub async fn run(
         recorder,
         parties: Arc::default(),
         issuer_keys,
+        authorizer: Arc::new(Authorizer::new(config.authorize)),
+        request_log,
     };
     let address = listener.local_addr().map_err(|source| ServeError::Io {
         context: "reading the bound address".to_owned(),
@@ -135,6 +140,7 @@ pub async fn run(
     tracing::info!(%address, public_url = %config.public_url, organization_id = organization.id.as_str(), "keyless is serving");
     let (stop_poller, poller_shutdown) = tokio::sync::watch::channel(false);
     let poller = poll::spawn(store.clone(), poller_keys, config.poll, poller_shutdown);
+    let follower = tokio::spawn(follow_config_changes(store.clone()));
     let served = axum::serve(listener, http::router(state))
         .with_graceful_shutdown(shutdown)
         .await;
@@ -143,6 +149,7 @@ pub async fn run(
     if poller.await.is_err() {
         tracing::error!("the issuer key poller ended abnormally");
     }
+    follower.abort();
     served.map_err(|source| ServeError::Io {
         context: "serving".to_owned(),
         source,
@@ -150,6 +157,9 @@ pub async fn run(
     // The router (and with it every handle of the writer) is gone: the writer drains its queue and ends.
     if writer.await.is_err() {
         tracing::error!("the activity writer ended abnormally");
+    }
+    if request_writer.await.is_err() {
+        tracing::error!("the request log writer ended abnormally");
     }
     store.close().await;
     tracing::info!("keyless stopped");
@@ -184,6 +194,7 @@ pub async fn bootstrap_admin_rule(
         let keys: Vec<&keyless_jose::SigningKey> = organization.signing_keys.iter().collect();
         // Nothing is recorded through the recorder here; its writer ends once the state is dropped.
         let (recorder, writer) = Recorder::start(store.clone());
+        let (request_log, request_writer) = RequestLog::start(store.clone(), 1);
         let state = AppState {
             store: store.clone(),
             organization_id: organization.id.clone(),
@@ -194,10 +205,12 @@ pub async fn bootstrap_admin_rule(
             recorder,
             parties: Arc::default(),
             issuer_keys: Arc::new(IssuerKeys::new(config.jwks, url_policy)),
+            authorizer: Arc::new(Authorizer::new(config.authorize)),
+            request_log,
         };
         let outcome = bootstrap::admin_rule(&state, &admin_rule, now).await;
         drop(state);
-        if writer.await.is_err() {
+        if writer.await.is_err() || request_writer.await.is_err() {
             tracing::error!("the activity writer ended abnormally");
         }
         outcome.map(|outcome| AdminRuleOutcome {
@@ -233,6 +246,15 @@ fn prepare_data_dir(dir: &std::path::Path) -> Result<(), ServeError> {
         );
     }
     Ok(())
+}
+
+/// Keeps [`Store::follow_config_changes`] running (PostgreSQL: other nodes' changes), reconnecting
+/// after a pause when its connection fails; returns at once on SQLite.
+async fn follow_config_changes(store: Store) {
+    while let Err(error) = store.follow_config_changes().await {
+        tracing::warn!(%error, "lost the configuration-change listener; credential checks read the database until it is back");
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

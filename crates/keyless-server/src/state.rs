@@ -6,10 +6,12 @@ use keyless_core::id::{OrganizationId, WorkspaceId};
 use keyless_store::Store;
 use serde_json::Value;
 
+use crate::service::authorize::Authorizer;
 use crate::service::exchange::PartiesCache;
 use crate::service::jwks::IssuerKeys;
 use crate::service::jwks::source::UrlPolicy;
 use crate::service::recorder::Recorder;
+use crate::service::request_log::RequestLog;
 
 /// What handlers need.
 #[derive(Clone)]
@@ -33,4 +35,8 @@ pub struct AppState {
     pub parties: Arc<PartiesCache>,
     /// Issuer keys: fetched, cached and shared with the background poller.
     pub issuer_keys: Arc<IssuerKeys>,
+    /// Request authorization: the route table, the credential cache, the rate limits.
+    pub authorizer: Arc<Authorizer>,
+    /// The `api_request` writer.
+    pub request_log: RequestLog,
 }

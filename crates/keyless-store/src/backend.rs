@@ -36,7 +36,7 @@ use serde_json::Value;
 use sqlx::error::ErrorKind;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow, Postgres};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow, Postgres};
 use sqlx::sqlite::{
     Sqlite, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -61,6 +61,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "config generation",
         include_str!("../migrations/sqlite/0002_config_generation.sql"),
     ),
+    (
+        3,
+        "api keys and usage",
+        include_str!("../migrations/sqlite/0003_api_keys_and_usage.sql"),
+    ),
 ];
 /// The PostgreSQL migrations, in order: `(version, description, sql)`.
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -69,6 +74,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "config generation",
         include_str!("../migrations/postgres/0002_config_generation.sql"),
+    ),
+    (
+        3,
+        "api keys and usage",
+        include_str!("../migrations/postgres/0003_api_keys_and_usage.sql"),
     ),
 ];
 
@@ -211,6 +221,22 @@ impl Pools {
         }
     }
 
+    /// A connection that listens on `channel` (PostgreSQL `LISTEN`); `None` on SQLite, where one process
+    /// owns the database and has nobody to hear from.
+    pub(crate) async fn listen(&self, channel: &str) -> Result<Option<Listener>, StoreError> {
+        let Self::Postgres(pool) = self else {
+            return Ok(None);
+        };
+        let mut listener = PgListener::connect_with(pool)
+            .await
+            .map_err(|e| classify(e, Conflicts::NONE))?;
+        listener
+            .listen(channel)
+            .await
+            .map_err(|e| classify(e, Conflicts::NONE))?;
+        Ok(Some(Listener(listener)))
+    }
+
     /// Whether this is SQLite (`true`) or PostgreSQL.
     pub(crate) fn is_sqlite(&self) -> bool {
         matches!(self, Self::Sqlite { .. })
@@ -252,6 +278,21 @@ impl Pooled {
     }
 }
 
+/// A PostgreSQL connection listening on a channel.
+pub(crate) struct Listener(PgListener);
+
+impl Listener {
+    /// Waits for the next notification. A lost connection is an error: notifications sent while it was
+    /// down are lost, so the caller must treat everything it heard of as changed and listen anew.
+    pub(crate) async fn recv(&mut self) -> Result<(), StoreError> {
+        match self.0.try_recv().await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(unavailable("the notification connection was lost")),
+            Err(e) => Err(classify(e, Conflicts::NONE)),
+        }
+    }
+}
+
 /// An open write transaction; dropped without [`Transaction::commit`], it rolls back.
 pub(crate) enum Transaction {
     /// SQLite (`BEGIN IMMEDIATE`: holds the write lock).
@@ -267,6 +308,20 @@ impl Transaction {
             Self::Sqlite(tx) => Conn::Sqlite(tx),
             Self::Postgres(tx) => Conn::Postgres(tx, true),
         }
+    }
+
+    /// Sends `payload` on `channel` when the transaction commits (PostgreSQL `NOTIFY`); nothing on SQLite.
+    pub(crate) async fn notify(&mut self, channel: &str, payload: &str) -> Result<(), StoreError> {
+        let Self::Postgres(tx) = self else {
+            return Ok(());
+        };
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(channel)
+            .bind(payload)
+            .execute(&mut **tx)
+            .await
+            .map(drop)
+            .map_err(|e| classify(e, Conflicts::NONE))
     }
 
     /// Commits: when this returns `Ok`, the changes are durable (see the module documentation).

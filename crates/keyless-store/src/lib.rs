@@ -8,7 +8,8 @@
 //!   actor/time columns and archiving.
 //! - One module per stored noun, each with its record type and its `<noun>_<verb>` methods on [`Store`]
 //!   and [`Tx`]: [`organization`], [`workspace`], [`service_account`] (and workspace memberships),
-//!   [`issuer`], [`rule`], [`signing_key`], [`access_token`], [`jti`], [`activity`].
+//!   [`issuer`], [`rule`], [`signing_key`], [`access_token`], [`api_key`], [`jti`], [`activity`],
+//!   [`usage`] (request counts).
 //! - `backend` (private): the only module that knows sqlx — pools, transactions, migrations, binding,
 //!   decoding and error classification; every difference between the two databases lives there.
 //!
@@ -46,6 +47,7 @@ mod backend;
 
 pub mod access_token;
 pub mod activity;
+pub mod api_key;
 pub mod audit;
 pub mod error;
 pub mod issuer;
@@ -57,6 +59,7 @@ pub mod rule;
 pub mod service_account;
 pub mod signing_key;
 pub mod store;
+pub mod usage;
 pub mod workspace;
 
 pub use error::StoreError;

@@ -46,7 +46,7 @@ impl Tx {
             .arg(id.as_str());
         match self.conn().execute(&query).await? {
             0 => Err(StoreError::NotFound),
-            _ => Ok(()),
+            _ => self.config_changed(id.as_str()).await,
         }
     }
 }

@@ -18,6 +18,8 @@
 
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::backend::{Conn, Pooled, Pools, Transaction};
 use crate::error::StoreError;
@@ -31,27 +33,88 @@ pub enum Backend {
     Postgres,
 }
 
+/// The PostgreSQL channel every configuration change is announced on (payload: the organization ID).
+const CONFIG_CHANNEL: &str = "keyless_config";
+
 /// The store: a cheap-to-clone handle on a connection pool of SQLite or PostgreSQL.
 #[derive(Clone)]
 pub struct Store {
     pools: Pools,
+    changes: Arc<ConfigChanges>,
+}
+
+/// What this process knows of configuration changes: a counter bumped after every commit that changed
+/// the configuration (here, or announced by another node), and whether it can vouch for it.
+#[derive(Debug)]
+struct ConfigChanges {
+    epoch: AtomicU64,
+    trusted: AtomicBool,
+}
+
+impl ConfigChanges {
+    fn new(trusted: bool) -> Arc<Self> {
+        Arc::new(Self {
+            epoch: AtomicU64::new(0),
+            trusted: AtomicBool::new(trusted),
+        })
+    }
+
+    fn bump(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 impl Store {
     /// Opens the SQLite database file at `path`, creating it if missing, and applies the migrations.
     pub async fn open_sqlite(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        Ok(Self {
-            pools: Pools::open_sqlite(path.as_ref()).await?,
-        })
+        Ok(Self::new(Pools::open_sqlite(path.as_ref()).await?))
     }
 
     /// Connects to `url` — `sqlite:PATH` (a file, created if missing) or `postgres://…` — and applies the
     /// migrations. Applying them is idempotent, and safe when several nodes start at once (PostgreSQL
     /// serializes them with an advisory lock).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        Ok(Self {
-            pools: Pools::connect(url).await?,
-        })
+        Ok(Self::new(Pools::connect(url).await?))
+    }
+
+    fn new(pools: Pools) -> Self {
+        // SQLite: this process is the only writer, so its own commits are all there is to know.
+        let changes = ConfigChanges::new(pools.is_sqlite());
+        Self { pools, changes }
+    }
+
+    /// A number that changes after every committed configuration change (every [`Tx`] that called
+    /// [`Tx::config_generation_bump`]) — this process's, and on PostgreSQL other nodes' too, as
+    /// announced while [`Store::follow_config_changes`] runs. `None` when it cannot be trusted (PostgreSQL
+    /// while nobody follows): read the database instead. A cache entry made at epoch `e` is current while
+    /// this returns `Some(e)`; take the epoch *before* reading what you cache.
+    pub fn config_epoch(&self) -> Option<u64> {
+        self.changes
+            .trusted
+            .load(Ordering::SeqCst)
+            .then(|| self.changes.epoch.load(Ordering::SeqCst))
+    }
+
+    /// Hears other nodes' configuration changes (PostgreSQL `LISTEN`) until the connection fails, which
+    /// is returned (call it again, after a pause); on SQLite returns `Ok` at once. While it runs,
+    /// [`Store::config_epoch`] is trusted; when it stops, the epoch moves on, so nothing cached before
+    /// is trusted again.
+    pub async fn follow_config_changes(&self) -> Result<(), StoreError> {
+        let Some(mut listener) = self.pools.listen(CONFIG_CHANNEL).await? else {
+            return Ok(());
+        };
+        // Listening from here on; anything cached before may have missed a change.
+        self.changes.bump();
+        self.changes.trusted.store(true, Ordering::SeqCst);
+        let error = loop {
+            if let Err(error) = listener.recv().await {
+                break error;
+            }
+            self.changes.bump();
+        };
+        self.changes.trusted.store(false, Ordering::SeqCst);
+        self.changes.bump();
+        Err(error)
     }
 
     /// Which database this is.
@@ -77,6 +140,8 @@ impl Store {
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         Ok(Tx {
             tx: self.pools.begin().await?,
+            changes: Arc::clone(&self.changes),
+            config_changed: false,
         })
     }
 
@@ -105,13 +170,29 @@ impl fmt::Debug for Store {
 /// A write transaction: every change made through it commits together, or not at all.
 pub struct Tx {
     tx: Transaction,
+    changes: Arc<ConfigChanges>,
+    config_changed: bool,
 }
 
 impl Tx {
     /// Commits. When this returns `Ok`, every change of the transaction is visible and durable (SQLite:
     /// survives a process crash; see the crate documentation).
     pub async fn commit(self) -> Result<(), StoreError> {
-        self.tx.commit().await
+        self.tx.commit().await?;
+        if self.config_changed {
+            self.changes.bump();
+        }
+        Ok(())
+    }
+
+    /// Marks the transaction as a configuration change of `organization_id`: announced to other nodes
+    /// when it commits, and counted in [`Store::config_epoch`] once committed.
+    pub(crate) async fn config_changed(&mut self, organization_id: &str) -> Result<(), StoreError> {
+        if !self.config_changed {
+            self.tx.notify(CONFIG_CHANNEL, organization_id).await?;
+            self.config_changed = true;
+        }
+        Ok(())
     }
 
     /// Rolls back every change of the transaction (dropping it does the same).

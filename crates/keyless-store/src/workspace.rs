@@ -8,7 +8,7 @@
 //! Policy (that the default workspace cannot be archived, that archived ones cannot be updated, that
 //! live references block an archive) is the caller's; this module stores and counts.
 
-use keyless_core::id::{OrganizationId, RuleId, ServiceAccountId, WorkspaceId};
+use keyless_core::id::{ApiKeyId, OrganizationId, RuleId, ServiceAccountId, WorkspaceId};
 use keyless_core::name::Name;
 
 use crate::audit::{self, Audit};
@@ -41,12 +41,14 @@ pub struct WorkspaceReferences {
     pub rule_ids: Vec<RuleId>,
     /// Live (not archived) service accounts with an explicit membership of the workspace.
     pub service_account_ids: Vec<ServiceAccountId>,
+    /// Live (not archived) API keys of the workspace.
+    pub api_key_ids: Vec<ApiKeyId>,
 }
 
 impl WorkspaceReferences {
     /// Whether nothing live uses the workspace.
     pub fn is_empty(&self) -> bool {
-        self.rule_ids.is_empty() && self.service_account_ids.is_empty()
+        self.rule_ids.is_empty() && self.service_account_ids.is_empty() && self.api_key_ids.is_empty()
     }
 }
 
@@ -179,9 +181,12 @@ impl Tx {
         let service_account_ids = conn
             .fetch_all(&memberships, |row| row.parsed("id", ServiceAccountId::parse))
             .await?;
+        drop(conn);
+        let api_key_ids = self.api_keys_of_workspace(organization_id, id).await?;
         Ok(WorkspaceReferences {
             rule_ids,
             service_account_ids,
+            api_key_ids,
         })
     }
 }

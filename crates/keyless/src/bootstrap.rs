@@ -91,6 +91,7 @@ pub(crate) fn run(args: AdminRuleArgs) -> ExitCode {
         listen: None,
         data_dir: args.data_dir,
         database_url: args.database_url.map(SecretString::from),
+        upstream: None,
     };
     let config = match Config::load(overrides) {
         Ok(config) => config,

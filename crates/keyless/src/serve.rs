@@ -23,6 +23,10 @@ pub(crate) struct ServeArgs {
     /// Use PostgreSQL instead of the embedded SQLite database (postgres://…).
     #[arg(long, env = "KEYLESS_DATABASE_URL", value_name = "URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// Run the built-in reverse proxy: forward every request that is not keyless's own to this URL,
+    /// once `/v1/authorize`'s check admits it (http:// or https://; its path prefixes the request's).
+    #[arg(long, value_name = "URL")]
+    upstream: Option<String>,
 }
 
 /// Runs the server; exit 1 when it cannot start or stops with an error.
@@ -32,6 +36,7 @@ pub(crate) fn run(args: ServeArgs) -> ExitCode {
         listen: args.listen,
         data_dir: args.data_dir,
         database_url: args.database_url.map(SecretString::from),
+        upstream: args.upstream,
     };
     let config = match Config::load(overrides) {
         Ok(config) => config,

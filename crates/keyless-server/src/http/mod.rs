@@ -4,6 +4,7 @@
 //! - `well_known`: `/.well-known/jwks.json` (the public keys of keyless's own tokens) and
 //!   `/.well-known/oauth-authorization-server` (RFC 8414 metadata).
 //! - `oauth`: `/v1/oauth/token` (the exchange), `/v1/oauth/introspect`, `/v1/oauth/revoke`.
+//! - `authorize`: `/v1/authorize[/{path}]`, the forward-auth check for nginx, Envoy and Traefik.
 //! - `metrics`: `/metrics` (Prometheus) and the per-request measurements.
 //! - `admin`: the Admin API under `/v1/organizations/` (service accounts, issuers, rules);
 //!   `activities`: the activity feed.
@@ -18,6 +19,7 @@
 mod activities;
 mod admin;
 pub(crate) mod auth;
+pub(crate) mod authorize;
 pub(crate) mod error;
 mod health;
 mod metrics;
@@ -36,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::routes())
         .merge(well_known::routes())
         .merge(oauth::routes())
+        .merge(authorize::routes())
         .merge(metrics::routes())
         .merge(admin::routes())
         .merge(activities::routes())

@@ -65,6 +65,8 @@ pub async fn revoke(state: &AppState, text: &str, request_id: &str, now: i64) ->
     };
     let mut tx = state.store.begin().await?;
     if tx.access_token_revoke(&hash, now).await? {
+        // Credential checks cache tokens per configuration generation: a revocation is a change.
+        tx.config_generation_bump(&record.organization_id).await?;
         let actor = record.service_account_id.as_ref().map(|id| id.as_str().to_owned());
         tx.activity_append(&Activity {
             organization_id: record.organization_id.clone(),

@@ -7,15 +7,21 @@
 //! - [`access`]: introspection and revocation of issued tokens.
 //! - [`exchange`]: the token exchange, from request to recorded outcome.
 //! - [`recorder`]: group commit of exchange outcomes and their activity events.
+//! - [`authorize`]: request authorization for the protected API (credential, route scopes, rate
+//!   limits), behind `/v1/authorize` and the built-in proxy.
+//! - [`request_log`]: every authorized or refused request as an `api_request` event and usage counts,
+//!   written in batches off the request path.
 //! - [`bootstrap`]: the first start (organization, default workspace, signing key, one-time admin
 //!   token), loading the organization on every start, and the offline first org:admin automation
 //!   (`keyless bootstrap admin-rule`).
 
 pub mod access;
 pub mod admin;
+pub mod authorize;
 pub mod bootstrap;
 pub mod exchange;
 pub mod jwks;
 pub mod keys;
 pub mod recorder;
+pub mod request_log;
 pub mod token;

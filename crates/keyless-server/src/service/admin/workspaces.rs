@@ -189,30 +189,37 @@ pub async fn archive(ctx: &Ctx<'_>, id: &str) -> Result<Value, AdminError> {
 /// The 409 message of an archive refused by `references` (not empty): what uses the workspace, by ID,
 /// and what to do about it.
 fn in_use(id: &WorkspaceId, references: &WorkspaceReferences) -> String {
-    let n_rules = references.rule_ids.len();
-    let n_accounts = references.service_account_ids.len();
-    let rules = format!(
-        "{n_rules} live federation rule(s) enabled in it ({})",
-        named(references.rule_ids.iter().map(|rule_id| rule_id.as_str()))
-    );
-    let accounts = format!(
-        "{n_accounts} live service account(s) with a membership of it ({})",
-        named(
-            references
-                .service_account_ids
-                .iter()
-                .map(|service_account_id| service_account_id.as_str())
-        )
-    );
-    let (uses, remedy) = match (n_rules > 0, n_accounts > 0) {
-        (true, true) => (
-            format!("{rules} and {accounts}"),
-            "disable the rules in this workspace or archive them, and remove the memberships, first",
-        ),
-        (true, false) => (rules, "disable the rules in this workspace or archive them first"),
-        (false, _) => (accounts, "remove the memberships first"),
-    };
-    format!("workspace {id} is used by {uses}; {remedy}")
+    let mut uses = Vec::new();
+    let mut remedies = Vec::new();
+    if !references.rule_ids.is_empty() {
+        uses.push(format!(
+            "{} live federation rule(s) enabled in it ({})",
+            references.rule_ids.len(),
+            named(references.rule_ids.iter().map(|rule_id| rule_id.as_str()))
+        ));
+        remedies.push("disable the rules in this workspace or archive them");
+    }
+    if !references.service_account_ids.is_empty() {
+        uses.push(format!(
+            "{} live service account(s) with a membership of it ({})",
+            references.service_account_ids.len(),
+            named(references.service_account_ids.iter().map(|account| account.as_str()))
+        ));
+        remedies.push("remove the memberships");
+    }
+    if !references.api_key_ids.is_empty() {
+        uses.push(format!(
+            "{} live API key(s) ({})",
+            references.api_key_ids.len(),
+            named(references.api_key_ids.iter().map(|key| key.as_str()))
+        ));
+        remedies.push("archive the API keys");
+    }
+    format!(
+        "workspace {id} is used by {}; {} first",
+        uses.join(" and "),
+        remedies.join(", and ")
+    )
 }
 
 /// Up to [`NAMED_REFERENCES`] IDs, comma-separated, then how many more.
@@ -229,17 +236,20 @@ fn named<'a>(ids: impl ExactSizeIterator<Item = &'a str>) -> String {
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
 
-    use keyless_core::id::{RuleId, ServiceAccountId};
+    use keyless_core::id::{ApiKeyId, RuleId, ServiceAccountId};
 
     use super::*;
 
-    fn check(n_rules: usize, n_accounts: usize, expect: &str) {
+    fn check(n_rules: usize, n_accounts: usize, n_keys: usize, expect: &str) {
         let references = WorkspaceReferences {
             rule_ids: (0..n_rules)
                 .map(|idx| RuleId::parse(&format!("fdrl_{idx}")).unwrap())
                 .collect(),
             service_account_ids: (0..n_accounts)
                 .map(|idx| ServiceAccountId::parse(&format!("svac_{idx}")).unwrap())
+                .collect(),
+            api_key_ids: (0..n_keys)
+                .map(|idx| ApiKeyId::parse(&format!("apikey_{idx}")).unwrap())
                 .collect(),
         };
         let id = WorkspaceId::parse("wrkspc_w").unwrap();
@@ -251,21 +261,30 @@ mod tests {
         check(
             1,
             0,
+            0,
             "workspace wrkspc_w is used by 1 live federation rule(s) enabled in it (fdrl_0); disable the rules \
              in this workspace or archive them first",
         );
         check(
             0,
             2,
+            0,
             "workspace wrkspc_w is used by 2 live service account(s) with a membership of it (svac_0, svac_1); \
              remove the memberships first",
         );
         check(
             7,
             1,
+            0,
             "workspace wrkspc_w is used by 7 live federation rule(s) enabled in it (fdrl_0, fdrl_1, fdrl_2, \
              fdrl_3, fdrl_4 and 2 more) and 1 live service account(s) with a membership of it (svac_0); \
-             disable the rules in this workspace or archive them, and remove the memberships, first",
+             disable the rules in this workspace or archive them, and remove the memberships first",
+        );
+        check(
+            0,
+            0,
+            1,
+            "workspace wrkspc_w is used by 1 live API key(s) (apikey_0); archive the API keys first",
         );
     }
 }

@@ -1,0 +1,235 @@
+//! Every request on the record: one `api_request` activity event per request authorized or refused
+//! (through `/v1/authorize` or the built-in proxy), the per-hour usage counts, and API keys'
+//! last-used times — written in batches, off the request path.
+//!
+//! Parts: [`ApiRequest`] (one request's facts), [`RequestLog`] (the handle: [`RequestLog::record`] never
+//! waits), and the writer task ([`RequestLog::start`]).
+//!
+//! Memory is bounded: the queue holds at most the configured number of requests (`request_log.queue`);
+//! a request that finds it full is dropped and counted in `keyless_api_requests_dropped_total`, so a
+//! database slower than the traffic costs records, never latency or memory. The writer takes whatever is
+//! queued (up to [`MAX_BATCH`]) and writes it in one transaction: the events, the usage counts summed per
+//! hour, principal and workspace, then the last-used times. A batch that fails is retried once after a
+//! pause, then dropped and counted.
+//!
+//! The event: `actor_id` is the principal (`apikey_…`, `svac_…`, `bootstrap`; none when the credential
+//! was not recognised), `resource_id` the workspace, `request_id` the request's; the payload carries
+//! `method`, `path` (canonical, without the query, which may hold secrets), `route` (the matched
+//! pattern), `status`, `latency_ms`, `outcome` (`allowed`/`refused`), `reason` (the refusal code),
+//! `source` (`authorize`/`proxy`) and the principal's IDs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use keyless_core::id::{ApiKeyId, OrganizationId};
+use keyless_store::Store;
+use keyless_store::activity::Activity;
+use keyless_store::usage::UsageCount;
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::service::authorize::Principal;
+
+/// The activity type of every recorded request.
+pub const ACTIVITY_TYPE: &str = "api_request";
+/// The most requests one transaction carries.
+pub const MAX_BATCH: usize = 2048;
+/// The default queue bound.
+pub const DEFAULT_QUEUE: usize = 65_536;
+
+/// Where a request was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `/v1/authorize` (a forward-auth check).
+    Authorize,
+    /// The built-in reverse proxy.
+    Proxy,
+}
+
+impl Source {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Authorize => "authorize",
+            Self::Proxy => "proxy",
+        }
+    }
+}
+
+/// One request's facts.
+#[derive(Debug, Clone)]
+pub struct ApiRequest {
+    /// The organization.
+    pub organization_id: OrganizationId,
+    /// When it was decided (Unix seconds).
+    pub at: i64,
+    /// The request's ID.
+    pub request_id: String,
+    /// Where it was decided.
+    pub source: Source,
+    /// Who made it, when recognised.
+    pub principal: Option<Arc<Principal>>,
+    /// Its method.
+    pub method: String,
+    /// Its canonical path, when it had one.
+    pub path: Option<String>,
+    /// The route pattern that matched.
+    pub route: Option<String>,
+    /// The answer's status: the decision's (authorize), or the upstream's (proxy).
+    pub status: u16,
+    /// The refusal code, when refused.
+    pub reason: Option<&'static str>,
+    /// How long it took: the decision (authorize), or until the upstream's response head (proxy).
+    pub latency: Duration,
+}
+
+/// The handle: cheap to clone.
+#[derive(Debug, Clone)]
+pub struct RequestLog {
+    queue: mpsc::Sender<ApiRequest>,
+}
+
+impl RequestLog {
+    /// Starts the writer on the current runtime with a queue of `capacity` requests. The writer ends
+    /// (after writing what is queued) when every handle is dropped.
+    pub fn start(store: Store, capacity: usize) -> (Self, JoinHandle<()>) {
+        let (queue, receiver) = mpsc::channel(capacity.max(1));
+        let writer = tokio::spawn(write_loop(store, receiver));
+        (Self { queue }, writer)
+    }
+
+    /// Queues `request`; when the queue is full it is dropped and counted, never waited for.
+    pub fn record(&self, request: ApiRequest) {
+        if self.queue.try_send(request).is_err() {
+            metrics::counter!("keyless_api_requests_dropped_total").increment(1);
+        }
+    }
+}
+
+async fn write_loop(store: Store, mut receiver: mpsc::Receiver<ApiRequest>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let mut written = write(&store, &batch).await;
+        if let Err(error) = &written {
+            tracing::warn!(%error, requests = batch.len(), "writing a batch of request records failed; retrying once");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            written = write(&store, &batch).await;
+        }
+        match written {
+            Ok(()) => metrics::counter!("keyless_api_requests_recorded_total").increment(batch.len() as u64),
+            Err(error) => {
+                tracing::error!(%error, requests = batch.len(), "request records dropped: the database refused them twice");
+                metrics::counter!("keyless_api_requests_dropped_total").increment(batch.len() as u64);
+            }
+        }
+        batch.clear();
+    }
+}
+
+async fn write(store: &Store, batch: &[ApiRequest]) -> Result<(), keyless_store::StoreError> {
+    let events: Vec<Activity> = batch.iter().map(event).collect();
+    let counts = usage(batch);
+    let mut last_used: HashMap<(&OrganizationId, &ApiKeyId), i64> = HashMap::new();
+    for request in batch {
+        if let Some(id) = request.principal.as_ref().and_then(|principal| principal.api_key_id.as_ref()) {
+            let at = last_used.entry((&request.organization_id, id)).or_insert(request.at);
+            *at = (*at).max(request.at);
+        }
+    }
+    let mut tx = store.begin().await?;
+    tx.activity_append_many(&events).await?;
+    tx.usage_add_many(&counts).await?;
+    tx.commit().await?;
+    let touches: Vec<(OrganizationId, ApiKeyId, i64)> = last_used
+        .into_iter()
+        .map(|((organization_id, id), at)| (organization_id.clone(), id.clone(), at))
+        .collect();
+    store.api_key_touch_many(&touches).await
+}
+
+fn event(request: &ApiRequest) -> Activity {
+    let mut payload = Map::new();
+    let mut put = |key: &str, value: Value| {
+        payload.insert(key.to_owned(), value);
+    };
+    put("source", Value::from(request.source.as_str()));
+    put("method", Value::from(request.method.as_str()));
+    put("path", request.path.as_deref().map_or(Value::Null, Value::from));
+    put("route", request.route.as_deref().map_or(Value::Null, Value::from));
+    put("status", Value::from(request.status));
+    put(
+        "outcome",
+        Value::from(if request.reason.is_none() { "allowed" } else { "refused" }),
+    );
+    put("reason", request.reason.map_or(Value::Null, Value::from));
+    put("latency_ms", Value::from(request.latency.as_secs_f64() * 1000.0));
+    let principal = request.principal.as_deref();
+    put(
+        "principal",
+        principal.map_or(Value::Null, |principal| {
+            let mut view = Map::new();
+            view.insert("type".to_owned(), Value::from(principal.kind.as_str()));
+            view.insert("id".to_owned(), Value::from(principal.id.as_str()));
+            view.insert("scope".to_owned(), Value::from(principal.scope.to_string()));
+            for (key, id) in [
+                ("api_key_id", principal.api_key_id.as_ref().map(|id| id.as_str())),
+                (
+                    "service_account_id",
+                    principal.service_account_id.as_ref().map(|id| id.as_str()),
+                ),
+                ("federation_rule_id", principal.rule_id.as_ref().map(|id| id.as_str())),
+            ] {
+                if let Some(id) = id {
+                    view.insert(key.to_owned(), Value::from(id));
+                }
+            }
+            Value::Object(view)
+        }),
+    );
+    let workspace_id = principal.and_then(|principal| principal.workspace_id.as_ref());
+    put("workspace_id", workspace_id.map_or(Value::Null, |id| Value::from(id.as_str())));
+    Activity {
+        organization_id: request.organization_id.clone(),
+        activity_type: ACTIVITY_TYPE.to_owned(),
+        actor_id: principal.map(|principal| principal.id.clone()),
+        resource_id: workspace_id.map(|id| id.as_str().to_owned()),
+        request_id: Some(request.request_id.clone()),
+        created_at: request.at,
+        payload: Value::Object(payload),
+    }
+}
+
+/// The batch's counts, one per hour, principal and workspace.
+fn usage(batch: &[ApiRequest]) -> Vec<UsageCount> {
+    let mut counts: HashMap<(&OrganizationId, i64, &str, &str), UsageCount> = HashMap::new();
+    for request in batch {
+        let principal = request.principal.as_deref();
+        let principal_id = principal.map_or("", |principal| principal.id.as_str());
+        let workspace_id = principal
+            .and_then(|principal| principal.workspace_id.as_ref())
+            .map_or("", |id| id.as_str());
+        let hour = request.at - request.at.rem_euclid(3600);
+        let count = counts
+            .entry((&request.organization_id, hour, principal_id, workspace_id))
+            .or_insert_with(|| UsageCount {
+                organization_id: request.organization_id.clone(),
+                hour,
+                principal_id: principal_id.to_owned(),
+                workspace_id: workspace_id.to_owned(),
+                requests: 0,
+                refused: 0,
+                rate_limited: 0,
+                upstream_errors: 0,
+                latency_us_sum: 0,
+                last_request_at: request.at,
+            });
+        count.requests += 1;
+        count.refused += i64::from(request.reason.is_some());
+        count.rate_limited += i64::from(request.status == 429);
+        count.upstream_errors += i64::from(request.reason.is_none() && request.status >= 500);
+        count.latency_us_sum += i64::try_from(request.latency.as_micros()).unwrap_or(i64::MAX);
+        count.last_request_at = count.last_request_at.max(request.at);
+    }
+    counts.into_values().collect()
+}
