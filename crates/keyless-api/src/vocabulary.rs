@@ -83,6 +83,30 @@ string_enum! {
     }
 }
 
+string_enum! {
+    /// An API key's `status`. Only `active` and `inactive` can be set; the server derives the others.
+    ApiKeyStatus {
+        /// `active`: the key authenticates.
+        Active => "active",
+        /// `inactive`: disabled, reversibly (set `active` again to re-enable).
+        Inactive => "inactive",
+        /// `expired`: past its `expires_at`.
+        Expired => "expired",
+        /// `archived`: revoked for good.
+        Archived => "archived",
+    }
+}
+
+string_enum! {
+    /// A usage row's `principal_type`: the kind of credential the requests were made with.
+    PrincipalType {
+        /// `api_key`: a workspace API key (`apikey_…`).
+        ApiKey => "api_key",
+        /// `service_account`: an access token of a service account (`svac_…`).
+        ServiceAccount => "service_account",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -101,5 +125,7 @@ mod tests {
         }
         assert_eq!(WorkspaceRole::from_wire("workspace_user"), WorkspaceRole::WorkspaceUser);
         assert_eq!(WorkspaceRole::KNOWN.len(), 4);
+        assert_eq!(ApiKeyStatus::from_wire("inactive"), ApiKeyStatus::Inactive);
+        assert_eq!(PrincipalType::from_wire("api_key").as_str(), "api_key");
     }
 }

@@ -1,9 +1,9 @@
 //! [`Admin`]: the typed Admin API client (`/v1/organizations/…`, see `docs/api.md`), over one [`Api`].
 //!
 //! Parts, in reading order: [`Admin`] and its per-noun handles ([`ServiceAccounts`], [`Issuers`],
-//! [`Rules`], [`Workspaces`], [`Activities`]), each a thin borrow of the [`Api`] whose methods are one
-//! request each and return `keyless-api` types; [`ListOptions`] and [`ActivityFilter`], the query
-//! parameters; then the pagination helpers, [`Pager`] (walks `next_page`) and [`ActivityPager`] (walks
+//! [`Rules`], [`Workspaces`], [`ApiKeys`], [`Activities`], [`Usage`]), each a thin borrow of the
+//! [`Api`] whose methods are one request each and return `keyless-api` types; [`ListOptions`],
+//! [`ActivityFilter`] and [`UsageFilter`], the query parameters; then the pagination helpers, [`Pager`] (walks `next_page`) and [`ActivityPager`] (walks
 //! the feed's `after_id`).
 //!
 //! Errors stay in the three classes of [`ClientError`]: `Transport` (no HTTP answer), `Api` (the
@@ -15,10 +15,11 @@
 use std::marker::PhantomData;
 
 use keyless_api::{
-    ActivityFeed, AddRuleWorkspace, CreateFederationIssuer, CreateFederationRule, CreateServiceAccount,
-    CreateWorkspace, FederationIssuer, FederationRule, Page, RuleWorkspace, RuleWorkspaces, ServiceAccount,
-    SetWorkspaceMembership, UpdateFederationIssuer, UpdateFederationRule, UpdateServiceAccount, UpdateWorkspace,
-    VerifyFederationIssuer, VerifyReport, Workspace, WorkspaceMembership, WorkspaceMembershipDeleted, WorkspaceRole,
+    ActivityFeed, AddRuleWorkspace, ApiKey, CreateApiKey, CreateFederationIssuer, CreateFederationRule,
+    CreateServiceAccount, CreateWorkspace, CreatedApiKey, FederationIssuer, FederationRule, Page, RuleWorkspace,
+    RuleWorkspaces, ServiceAccount, SetWorkspaceMembership, UpdateApiKey, UpdateFederationIssuer, UpdateFederationRule,
+    UpdateServiceAccount, UpdateWorkspace, UsageSummary, VerifyFederationIssuer, VerifyReport, Workspace,
+    WorkspaceMembership, WorkspaceMembershipDeleted, WorkspaceRole,
 };
 use serde::de::DeserializeOwned;
 
@@ -75,9 +76,19 @@ impl Admin {
         Workspaces { api: &self.api }
     }
 
+    /// `api_keys`: workspace API keys.
+    pub fn api_keys(&self) -> ApiKeys<'_> {
+        ApiKeys { api: &self.api }
+    }
+
     /// `activities`: the activity feed.
     pub fn activities(&self) -> Activities<'_> {
         Activities { api: &self.api }
+    }
+
+    /// `usage`: request counts per principal and workspace.
+    pub fn usage(&self) -> Usage<'_> {
+        Usage { api: &self.api }
     }
 }
 
@@ -389,6 +400,73 @@ impl Workspaces<'_> {
     }
 }
 
+/// `/v1/organizations/api_keys`.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiKeys<'a> {
+    api: &'a Api,
+}
+
+impl ApiKeys<'_> {
+    const PATH: &'static str = "api_keys";
+
+    /// `POST api_keys`: the new key's object and the key itself, which no later answer shows.
+    ///
+    /// A decode error never quotes the key: the answer is read as JSON first, and the key's text is
+    /// cut out of any message about it.
+    pub async fn create(&self, body: &CreateApiKey) -> Result<CreatedApiKey, ClientError> {
+        let answer: serde_json::Value = post(self.api, &[Self::PATH], body).await?;
+        decode_hiding_key(&format!("POST {}", path(&[Self::PATH]).join("/")), answer)
+    }
+
+    /// `GET api_keys`: one page, of one workspace's keys when `workspace_id` is given.
+    pub async fn list(&self, options: &ListOptions, workspace_id: Option<&str>) -> Result<Page<ApiKey>, ClientError> {
+        self.pages(options, workspace_id)
+            .next_page()
+            .await
+            .map(|page| page.unwrap_or_else(empty_page))
+    }
+
+    /// Every page of `GET api_keys`, from `options.page` on.
+    pub fn pages(&self, options: &ListOptions, workspace_id: Option<&str>) -> Pager<ApiKey> {
+        let extra = workspace_id
+            .map(|workspace_id| vec![("workspace_id".to_owned(), workspace_id.to_owned())])
+            .unwrap_or_default();
+        Pager::new(self.api, &[Self::PATH], options, extra)
+    }
+
+    /// `GET api_keys/{id}`.
+    pub async fn get(&self, id: &str) -> Result<ApiKey, ClientError> {
+        get(self.api, &[Self::PATH, id]).await
+    }
+
+    /// `POST api_keys/{id}`: a partial update (`status: inactive` disables the key, reversibly).
+    pub async fn update(&self, id: &str, body: &UpdateApiKey) -> Result<ApiKey, ClientError> {
+        post(self.api, &[Self::PATH, id], body).await
+    }
+
+    /// `POST api_keys/{id}/archive`: revokes the key for good (idempotent).
+    pub async fn archive(&self, id: &str) -> Result<ApiKey, ClientError> {
+        post(self.api, &[Self::PATH, id, "archive"], &empty()).await
+    }
+}
+
+/// `answer` as `T`; a decode error has the text of `answer.key` cut out (serde quotes a string it
+/// did not expect).
+fn decode_hiding_key<T: DeserializeOwned>(what: &str, answer: serde_json::Value) -> Result<T, ClientError> {
+    let key = answer
+        .get("key")
+        .and_then(serde_json::Value::as_str)
+        .filter(|key| !key.is_empty())
+        .map(str::to_owned);
+    serde_json::from_value(answer).map_err(|err| {
+        let mut message = format!("{what}: the answer is not what was expected: {err}");
+        if let Some(key) = key {
+            message = message.replace(&key, "…");
+        }
+        ClientError::Decode(message)
+    })
+}
+
 /// Which activity events to list: the feed's query parameters. Empty fields do not filter.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ActivityFilter {
@@ -472,6 +550,50 @@ impl Activities<'_> {
             ..filter.clone()
         })
         .await
+    }
+}
+
+/// Which usage to sum: the query parameters of `GET usage`. Empty fields do not filter; the server
+/// decides the range when a bound is `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageFilter {
+    /// The start of the range (RFC 3339).
+    pub starting_at: Option<String>,
+    /// The end of the range (RFC 3339).
+    pub ending_at: Option<String>,
+    /// Only this workspace (`wrkspc_…` or `default`).
+    pub workspace_id: Option<String>,
+    /// Only this principal (`apikey_…` or `svac_…`).
+    pub principal_id: Option<String>,
+}
+
+impl UsageFilter {
+    fn query(&self) -> Vec<(String, String)> {
+        [
+            ("starting_at", &self.starting_at),
+            ("ending_at", &self.ending_at),
+            ("workspace_id", &self.workspace_id),
+            ("principal_id", &self.principal_id),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.as_ref().map(|value| (name.to_owned(), value.clone())))
+        .collect()
+    }
+}
+
+/// `/v1/organizations/usage`.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage<'a> {
+    api: &'a Api,
+}
+
+impl Usage<'_> {
+    /// `GET usage`: the counts per principal and workspace over the filter's range (never paged).
+    pub async fn summary(&self, filter: &UsageFilter) -> Result<UsageSummary, ClientError> {
+        let segments = path(&["usage"]);
+        let query = filter.query();
+        let (segments, query) = call_args(&segments, &query);
+        self.api.get(&segments, &query).await
     }
 }
 
@@ -672,5 +794,29 @@ mod tests {
                 ("include_archived".to_owned(), "true".to_owned())
             ]
         );
+        assert_eq!(
+            UsageFilter {
+                starting_at: Some("2026-05-01T00:00:00Z".to_owned()),
+                principal_id: Some("apikey_1".to_owned()),
+                ..Default::default()
+            }
+            .query(),
+            [
+                ("starting_at".to_owned(), "2026-05-01T00:00:00Z".to_owned()),
+                ("principal_id".to_owned(), "apikey_1".to_owned())
+            ]
+        );
+        assert_eq!(UsageFilter::default().query(), []);
+    }
+
+    #[test]
+    fn a_decode_error_never_quotes_the_key() {
+        // A shape that makes serde quote the string it found where it wanted a number.
+        let answer = serde_json::json!({"key": "keyless_ak_s3cr3t"});
+        let err = decode_hiding_key::<std::collections::BTreeMap<String, u64>>("POST x", answer).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("invalid type: string"), "{message}");
+        assert!(!message.contains("s3cr3t"), "{message}");
+        assert!(!format!("{err:?}").contains("s3cr3t"));
     }
 }

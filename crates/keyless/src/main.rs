@@ -8,7 +8,7 @@
 //! Parts: `serve` (`keyless serve`), `bootstrap` (`keyless bootstrap admin-rule`), `inspect`
 //! (`keyless token inspect`), `credentials` (`keyless token`, `exec`, `auth status`), `profile`
 //! (`keyless profile …`), `admin` (the Admin API nouns: `issuers`, `service-accounts`, `rules`,
-//! `workspaces`, `activities`), `session` (the global flags, the credential chain and the client they
+//! `workspaces`, `api-keys`, `activities`, `usage`), `session` (the global flags, the credential chain and the client they
 //! build), `error` (one-line errors and exit codes), `output` (`--output table|json|yaml`),
 //! `completions`, `clock` (the one place that reads the time).
 
@@ -89,8 +89,12 @@ enum Command {
     Rules(admin::rules::RulesArgs),
     /// Manage workspaces.
     Workspaces(admin::workspaces::WorkspacesArgs),
+    /// Manage workspace API keys: static keys, for workloads not yet on federation.
+    ApiKeys(admin::api_keys::ApiKeysArgs),
     /// Read the activity feed: every admin change and token exchange.
     Activities(admin::activities::ActivitiesArgs),
+    /// Request counts per API key or service account and workspace, over the last 24 hours or a range.
+    Usage(admin::usage::UsageArgs),
     /// Print a shell completion script.
     Completions(completions::CompletionsArgs),
 }
@@ -159,7 +163,9 @@ fn main() -> ExitCode {
         Command::ServiceAccounts(args) => admin::service_accounts::main(&cli.global, args),
         Command::Rules(args) => admin::rules::main(&cli.global, args),
         Command::Workspaces(args) => admin::workspaces::main(&cli.global, args),
+        Command::ApiKeys(args) => admin::api_keys::main(&cli.global, args),
         Command::Activities(args) => admin::activities::main(&cli.global, args),
+        Command::Usage(args) => admin::usage::main(&cli.global, args),
         Command::Completions(args) => completions::run(&args),
     }
 }

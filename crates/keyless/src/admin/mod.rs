@@ -1,5 +1,5 @@
-//! The Admin API nouns: `keyless issuers|service-accounts|rules|workspaces|activities …`, a thin clap
-//! layer over `keyless_client::admin`.
+//! The Admin API nouns: `keyless issuers|service-accounts|rules|workspaces|api-keys|activities …` and
+//! `keyless usage`, a thin clap layer over `keyless_client::admin`.
 //!
 //! Parts: [`run`] (the runtime, the credential, the spinner, and the exit codes every
 //! admin command shares), [`ListArgs`] and [`collect`] (`list` walks every page unless `--limit`
@@ -10,12 +10,15 @@
 //! credential, no answer from the server, an answer that does not decode); 2 the server's error answer
 //! (`error: <message> (request req_…)`) — and clap's usage errors, which are 2 too.
 //!
-//! Must not: make HTTP calls of its own (every call is `keyless_client::admin`), or print a credential.
+//! Must not: make HTTP calls of its own (every call is `keyless_client::admin`), or print a credential
+//! (the one exception: `api-keys create` prints the key it just created, on stdout, once).
 
 pub(crate) mod activities;
+pub(crate) mod api_keys;
 pub(crate) mod issuers;
 pub(crate) mod rules;
 pub(crate) mod service_accounts;
+pub(crate) mod usage;
 pub(crate) mod workspaces;
 
 use std::future::Future;

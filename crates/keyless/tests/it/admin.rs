@@ -28,14 +28,14 @@ use serde_json::{Value, json};
 use crate::support::{Db, Run, Server, Site, databases};
 
 /// A running server with its admin token.
-struct App {
+pub(crate) struct App {
     _site: Site,
-    server: Server,
-    token: String,
+    pub(crate) server: Server,
+    pub(crate) token: String,
 }
 
 impl App {
-    fn start(db: Db) -> App {
+    pub(crate) fn start(db: Db) -> App {
         let site = Site::new(db);
         let server = Server::start(&site);
         let (_, token) = site.bootstrap_file();
@@ -46,11 +46,11 @@ impl App {
         }
     }
 
-    fn base_url(&self) -> String {
+    pub(crate) fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.server.port)
     }
 
-    fn api(&self) -> Api {
+    pub(crate) fn api(&self) -> Api {
         Api::new(
             &self.base_url(),
             Credential::Bearer(SecretString::from(self.token.clone())),
@@ -59,7 +59,7 @@ impl App {
     }
 
     /// `keyless <args>` with only the server's URL and the admin token in the environment.
-    fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_keyless"));
         command
             .env_clear()
@@ -70,11 +70,11 @@ impl App {
         command
     }
 
-    fn cli(&self, args: &[&str]) -> Run {
+    pub(crate) fn cli(&self, args: &[&str]) -> Run {
         Run::from(self.command(args).output().unwrap())
     }
 
-    fn cli_stdin(&self, args: &[&str], stdin: &str) -> Run {
+    pub(crate) fn cli_stdin(&self, args: &[&str], stdin: &str) -> Run {
         let mut child = self
             .command(args)
             .stdin(Stdio::piped())
@@ -87,7 +87,7 @@ impl App {
     }
 
     /// `keyless <args> --output json`, which must succeed; its JSON.
-    fn json(&self, args: &[&str]) -> Value {
+    pub(crate) fn json(&self, args: &[&str]) -> Value {
         let run = self.cli(&[args, &["--output", "json"]].concat());
         assert_eq!(run.stderr, "", "{args:?}: {run:#?}");
         run.json()
@@ -96,7 +96,7 @@ impl App {
 
 impl Run {
     /// Asserts the server refused: exit 2, nothing on stdout, one `error: …` line quoting the request.
-    fn assert_server_error(&self, message: &str) {
+    pub(crate) fn assert_server_error(&self, message: &str) {
         assert_eq!(self.code, Some(2), "{self:#?}");
         assert_eq!(self.stdout, "", "{self:#?}");
         assert!(
@@ -108,7 +108,7 @@ impl Run {
     }
 
     /// Asserts a local error: exit 1, nothing on stdout, exactly one `error: …` line containing `part`.
-    fn assert_local_error(&self, part: &str) {
+    pub(crate) fn assert_local_error(&self, part: &str) {
         assert_eq!(self.code, Some(1), "{self:#?}");
         assert_eq!(self.stdout, "", "{self:#?}");
         assert!(
@@ -119,7 +119,7 @@ impl Run {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -134,7 +134,7 @@ fn inline_keys() -> Value {
 
 /// Asserts that `typed` (what the typed client decoded) serializes to exactly `raw` (the server's JSON
 /// for the same thing) and that `raw` decodes and round-trips by itself too.
-fn assert_exact<T: Serialize + DeserializeOwned>(what: &str, typed: &T, raw: &Value) {
+pub(crate) fn assert_exact<T: Serialize + DeserializeOwned>(what: &str, typed: &T, raw: &Value) {
     assert_eq!(
         &serde_json::to_value(typed).unwrap(),
         raw,

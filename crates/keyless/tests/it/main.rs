@@ -8,6 +8,7 @@
 )]
 
 mod admin;
+mod api_keys;
 mod bootstrap;
 mod credentials;
 mod inspect;
