@@ -285,7 +285,7 @@ pub fn canonical_path(target: &str) -> Result<String, PathError> {
                     .ok_or(PathError::Encoding)?;
                 if decoded.is_ascii_alphanumeric() || matches!(decoded, b'-' | b'.' | b'_' | b'~') {
                     out.push(char::from(decoded));
-                } else if matches!(decoded, b'/' | b'\\') || decoded < 0x20 || decoded >= 0x7F {
+                } else if matches!(decoded, b'/' | b'\\') || !(0x20..0x7F).contains(&decoded) {
                     return Err(PathError::Encoding);
                 } else {
                     // A reserved character stays encoded, in upper case (RFC 3986 §6.2.2.1).
@@ -302,12 +302,7 @@ pub fn canonical_path(target: &str) -> Result<String, PathError> {
             _ => return Err(PathError::Character),
         }
     }
-    if out != "/"
-        && out
-            .split('/')
-            .skip(1)
-            .any(|segment| matches!(segment, "" | "." | ".."))
-    {
+    if out != "/" && out.split('/').skip(1).any(|segment| matches!(segment, "" | "." | "..")) {
         return Err(PathError::DotOrEmptySegment);
     }
     Ok(out)
@@ -387,11 +382,23 @@ mod tests {
         );
         check(&t, "GET", "/v1/files", "files:read", (Some("/v1/files/**"), true));
         check(&t, "HEAD", "/v1/files/f1", "files:read", (Some("/v1/files/**"), true));
-        check(&t, "GET", "/v1/files/f1/content", "workspace:developer", (Some("/v1/files/**"), true));
+        check(
+            &t,
+            "GET",
+            "/v1/files/f1/content",
+            "workspace:developer",
+            (Some("/v1/files/**"), true),
+        );
         check(&t, "POST", "/v1/files/f1", "files:read", (Some("/v1/files/*"), false));
         check(&t, "DELETE", "/v1/files/f1", "files:write", (Some("/v1/files/*"), true));
         check(&t, "POST", "/v1/files/f1/x", "files:write", (None, false));
-        check(&t, "PUT", "/v1/admin", "workspace:developer", (Some("/v1/admin/**"), false));
+        check(
+            &t,
+            "PUT",
+            "/v1/admin",
+            "workspace:developer",
+            (Some("/v1/admin/**"), false),
+        );
         check(&t, "GET", "/v1/models", "workspace:developer", (None, true));
         check(&t, "GET", "/v1/models", "files:read", (None, false));
     }
@@ -406,9 +413,27 @@ mod tests {
     #[test]
     fn builtin_table() {
         let t = RouteTable::builtin();
-        check(&t, "POST", "/v1/messages", "workspace:inference", (Some("/v1/messages"), true));
-        check(&t, "POST", "/v1/messages/count_tokens", "workspace:inference", (Some("/v1/messages/**"), true));
-        check(&t, "POST", "/v1/complete", "workspace:developer", (Some("/v1/complete"), true));
+        check(
+            &t,
+            "POST",
+            "/v1/messages",
+            "workspace:inference",
+            (Some("/v1/messages"), true),
+        );
+        check(
+            &t,
+            "POST",
+            "/v1/messages/count_tokens",
+            "workspace:inference",
+            (Some("/v1/messages/**"), true),
+        );
+        check(
+            &t,
+            "POST",
+            "/v1/complete",
+            "workspace:developer",
+            (Some("/v1/complete"), true),
+        );
         check(&t, "GET", "/v1/files", "workspace:inference", (None, false));
         check(&t, "GET", "/v1/files", "workspace:developer", (None, true));
         check(&t, "POST", "/v1/messages", "org:admin", (Some("/v1/messages"), false));

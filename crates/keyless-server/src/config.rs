@@ -453,7 +453,11 @@ fn authorize_settings(raw: &RawAuthorize, limits: &RawRateLimits) -> Result<Auth
             Some(0) => return Err(invalid(key, "burst must be at least 1")),
             Some(burst) => burst,
             // One second's worth.
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "bounded by the max")]
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "bounded by the max"
+            )]
             None => raw.requests_per_second.ceil().clamp(1.0, f64::from(u32::MAX)) as u32,
         };
         Ok(Rate {
@@ -463,7 +467,9 @@ fn authorize_settings(raw: &RawAuthorize, limits: &RawRateLimits) -> Result<Auth
     };
     let mut overrides = std::collections::HashMap::new();
     for (id, raw) in &limits.overrides {
-        let known = ["wrkspc_", "svac_", "apikey_"].iter().any(|prefix| id.starts_with(prefix));
+        let known = ["wrkspc_", "svac_", "apikey_"]
+            .iter()
+            .any(|prefix| id.starts_with(prefix));
         if !known {
             return Err(invalid(
                 "rate_limits.overrides",
@@ -475,16 +481,29 @@ fn authorize_settings(raw: &RawAuthorize, limits: &RawRateLimits) -> Result<Auth
     Ok(AuthorizeSettings {
         routes,
         rate_limits: RateLimits {
-            workspace: limits.workspace.as_ref().map(|raw| rate("rate_limits.workspace", raw)).transpose()?,
+            workspace: limits
+                .workspace
+                .as_ref()
+                .map(|raw| rate("rate_limits.workspace", raw))
+                .transpose()?,
             service_account: limits
                 .service_account
                 .as_ref()
                 .map(|raw| rate("rate_limits.service_account", raw))
                 .transpose()?,
-            api_key: limits.api_key.as_ref().map(|raw| rate("rate_limits.api_key", raw)).transpose()?,
+            api_key: limits
+                .api_key
+                .as_ref()
+                .map(|raw| rate("rate_limits.api_key", raw))
+                .transpose()?,
             overrides,
         },
-        cache_entries: within("authorize.cache_entries", raw.cache_entries, defaults.cache_entries, 1..=10_000_000)?,
+        cache_entries: within(
+            "authorize.cache_entries",
+            raw.cache_entries,
+            defaults.cache_entries,
+            1..=10_000_000,
+        )?,
     })
 }
 
@@ -493,10 +512,16 @@ fn authorize_settings(raw: &RawAuthorize, limits: &RawRateLimits) -> Result<Auth
 fn checked_upstream(text: &str) -> Result<Url, ConfigError> {
     let url = Url::parse(text).map_err(|error| invalid("upstream.url", format!("{text:?}: {error}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(invalid("upstream.url", "must be an http:// or https:// URL with a host"));
+        return Err(invalid(
+            "upstream.url",
+            "must be an http:// or https:// URL with a host",
+        ));
     }
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid("upstream.url", "must not have a query, fragment or credentials"));
+        return Err(invalid(
+            "upstream.url",
+            "must not have a query, fragment or credentials",
+        ));
     }
     Ok(url)
 }

@@ -33,12 +33,12 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, Database};
+use crate::service::authorize::Authorizer;
 use crate::service::bootstrap::{self, AdminRuleError, AdminRuleOutcome, AdminRuleRequest, BootstrapError};
 use crate::service::jwks::IssuerKeys;
 use crate::service::jwks::poll;
 use crate::service::jwks::source::UrlPolicy;
 use crate::service::keys::{KeyEncryptionKey, KeyError};
-use crate::service::authorize::Authorizer;
 use crate::service::recorder::Recorder;
 use crate::service::request_log::RequestLog;
 use crate::state::AppState;

@@ -177,13 +177,19 @@ impl Tx {
         )
         .arg(organization_id.as_str())
         .arg(workspace_id.as_str());
-        self.conn().fetch_all(&query, |row| row.parsed("id", ApiKeyId::parse)).await
+        self.conn()
+            .fetch_all(&query, |row| row.parsed("id", ApiKeyId::parse))
+            .await
     }
 }
 
 impl Store {
     /// The key `id`.
-    pub async fn api_key_get(&self, organization_id: &OrganizationId, id: &ApiKeyId) -> Result<ApiKeyRecord, StoreError> {
+    pub async fn api_key_get(
+        &self,
+        organization_id: &OrganizationId,
+        id: &ApiKeyId,
+    ) -> Result<ApiKeyRecord, StoreError> {
         get(&mut self.read().await?.conn(), organization_id, id).await
     }
 
@@ -220,7 +226,9 @@ impl Store {
         .arg(list.limit.fetch())
         .arg(workspace_id.map(WorkspaceId::as_str));
         let rows = self.read().await?.conn().fetch_all(&query, decode).await?;
-        Ok(Page::from_rows(rows, list.limit, |key| (key.audit.created_at, key.id.as_str())))
+        Ok(Page::from_rows(rows, list.limit, |key| {
+            (key.audit.created_at, key.id.as_str())
+        }))
     }
 
     /// Moves the `last_used_at` of each `(organization, key, time)` forward to its time (never back), in

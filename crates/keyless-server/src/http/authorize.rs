@@ -60,7 +60,8 @@ async fn authorize(State(state): State<AppState>, request: Request) -> Response 
         .cloned()
         .unwrap_or_else(|| RequestId(String::new()));
     let headers = request.headers();
-    let Some((method, target)) = original_request(request.method(), request.uri().path(), request.uri().query(), headers)
+    let Some((method, target)) =
+        original_request(request.method(), request.uri().path(), request.uri().query(), headers)
     else {
         return crate::http::error::error(
             StatusCode::BAD_REQUEST,
@@ -95,20 +96,22 @@ async fn authorize(State(state): State<AppState>, request: Request) -> Response 
 }
 
 /// The original method and target (path and query), from the conventional headers or the Envoy form.
-fn original_request(
-    method: &Method,
-    path: &str,
-    query: Option<&str>,
-    headers: &HeaderMap,
-) -> Option<(String, String)> {
-    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok()).map(str::to_owned);
+fn original_request(method: &Method, path: &str, query: Option<&str>, headers: &HeaderMap) -> Option<(String, String)> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+    };
     if let Some(target) = header("x-original-uri").or_else(|| header("x-forwarded-uri")) {
         let method = header("x-original-method")
             .or_else(|| header("x-forwarded-method"))
             .unwrap_or_else(|| method.as_str().to_owned());
         return Some((method.to_ascii_uppercase(), target));
     }
-    let rest = path.strip_prefix("/v1/authorize").filter(|rest| rest.starts_with('/'))?;
+    let rest = path
+        .strip_prefix("/v1/authorize")
+        .filter(|rest| rest.starts_with('/'))?;
     let target = match query {
         Some(query) => format!("{rest}?{query}"),
         None => rest.to_owned(),
@@ -152,7 +155,11 @@ pub(crate) fn identity_headers(principal: &Principal) -> Vec<(HeaderName, Header
         .iter()
         .zip(values)
         .filter_map(|(name, value)| {
-            let value = if *name == "keyless-scopes" { Some(scopes.as_str()) } else { value }?;
+            let value = if *name == "keyless-scopes" {
+                Some(scopes.as_str())
+            } else {
+                value
+            }?;
             Some((HeaderName::from_static(name), HeaderValue::from_str(value).ok()?))
         })
         .collect()
@@ -210,7 +217,9 @@ pub(crate) fn refusal_response(refusal: &Refusal, request_id: &RequestId) -> Res
     if let Some(wait) = refusal.retry_after {
         // Whole seconds, rounded up (RFC 9110 §10.2.3).
         let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
     }
     response
 }
@@ -266,7 +275,10 @@ mod tests {
             presented(&headers(&[("authorization", "Bearer t1"), ("x-api-key", "k1")])),
             Presented::Malformed
         );
-        assert_eq!(presented(&headers(&[("authorization", "Basic dTpw")])), Presented::Malformed);
+        assert_eq!(
+            presented(&headers(&[("authorization", "Basic dTpw")])),
+            Presented::Malformed
+        );
         assert_eq!(presented(&headers(&[("x-api-key", "")])), Presented::Malformed);
     }
 }

@@ -26,6 +26,9 @@ enum Caller {
     /// A bearer token with `org:admin` or `oauth:introspect`, answered in RFC 6749's error shape
     /// (introspection).
     Introspector,
+    /// Any credential of the protected API (`x-api-key` or a bearer token), checked against the route
+    /// table (the forward-auth check).
+    Credential,
 }
 
 /// A body field's JSON type.
@@ -169,6 +172,26 @@ const fn body(mut operation: Operation, body: Body) -> Operation {
     operation
 }
 
+const fn forward_auth(mut operation: Operation) -> Operation {
+    operation.caller = Caller::Credential;
+    operation
+}
+
+const API_KEY_CREATE: &[Field] = &[
+    ("name", Type::String, true),
+    ("workspace_id", Type::String, false),
+    ("oauth_scope", Type::String, false),
+    ("expires_at", Type::String, false),
+];
+const API_KEY_UPDATE: &[Field] = &[("name", Type::String, false), ("status", Type::String, false)];
+const AUTHORIZE: &str = "/v1/authorize";
+const AUTHORIZE_ENVOY: &str = "/v1/authorize/{*path}";
+const AUTHORIZE_SUMMARY: &str = "Forward-auth check of a request to the protected API (nginx: X-Original-Method/X-Original-URI; \
+     Traefik: X-Forwarded-Method/X-Forwarded-Uri); 200 with keyless-* identity headers, or 401/403/429 with \
+     keyless-reason";
+const AUTHORIZE_ENVOY_SUMMARY: &str =
+    "Forward-auth check, Envoy ext_authz form: the original method, and the original path after /v1/authorize";
+const API_KEYS: &str = "/v1/organizations/api_keys";
 const WORKSPACES: &str = "/v1/organizations/workspaces";
 const SA: &str = "/v1/organizations/service_accounts";
 const ISSUERS: &str = "/v1/organizations/federation_issuers";
@@ -264,6 +287,106 @@ pub(crate) const OPERATIONS: &[Operation] = &[
             "before_id",
             "limit",
         ],
+    ),
+    forward_auth(op("get", AUTHORIZE, "authorize_get", "authorize", AUTHORIZE_SUMMARY)),
+    forward_auth(op("post", AUTHORIZE, "authorize_post", "authorize", AUTHORIZE_SUMMARY)),
+    forward_auth(op("put", AUTHORIZE, "authorize_put", "authorize", AUTHORIZE_SUMMARY)),
+    forward_auth(op(
+        "patch",
+        AUTHORIZE,
+        "authorize_patch",
+        "authorize",
+        AUTHORIZE_SUMMARY,
+    )),
+    forward_auth(op(
+        "delete",
+        AUTHORIZE,
+        "authorize_delete",
+        "authorize",
+        AUTHORIZE_SUMMARY,
+    )),
+    forward_auth(op(
+        "get",
+        AUTHORIZE_ENVOY,
+        "authorize_path_get",
+        "authorize",
+        AUTHORIZE_ENVOY_SUMMARY,
+    )),
+    forward_auth(op(
+        "post",
+        AUTHORIZE_ENVOY,
+        "authorize_path_post",
+        "authorize",
+        AUTHORIZE_ENVOY_SUMMARY,
+    )),
+    forward_auth(op(
+        "put",
+        AUTHORIZE_ENVOY,
+        "authorize_path_put",
+        "authorize",
+        AUTHORIZE_ENVOY_SUMMARY,
+    )),
+    forward_auth(op(
+        "patch",
+        AUTHORIZE_ENVOY,
+        "authorize_path_patch",
+        "authorize",
+        AUTHORIZE_ENVOY_SUMMARY,
+    )),
+    forward_auth(op(
+        "delete",
+        AUTHORIZE_ENVOY,
+        "authorize_path_delete",
+        "authorize",
+        AUTHORIZE_ENVOY_SUMMARY,
+    )),
+    body(
+        op(
+            "post",
+            API_KEYS,
+            "api_keys_create",
+            "api_keys",
+            "Create a workspace API key (the answer's `key` is shown this once)",
+        ),
+        Body::Json(API_KEY_CREATE),
+    ),
+    query(
+        op("get", API_KEYS, "api_keys_list", "api_keys", "List API keys"),
+        &["limit", "page", "include_archived", "workspace_id"],
+    ),
+    op(
+        "get",
+        "/v1/organizations/api_keys/{id}",
+        "api_keys_get",
+        "api_keys",
+        "Get an API key (never the key itself)",
+    ),
+    body(
+        op(
+            "post",
+            "/v1/organizations/api_keys/{id}",
+            "api_keys_update",
+            "api_keys",
+            "Update an API key (partial: name, status active/inactive)",
+        ),
+        Body::Json(API_KEY_UPDATE),
+    ),
+    op(
+        "post",
+        "/v1/organizations/api_keys/{id}/archive",
+        "api_keys_archive",
+        "api_keys",
+        "Archive (revoke) an API key, for good",
+    ),
+    query(
+        op(
+            "get",
+            "/v1/organizations/usage",
+            "usage_get",
+            "usage",
+            "Requests per principal and workspace over a time range (hourly counts)",
+        ),
+        &["starting_at", "ending_at", "workspace_id", "principal_id"],
     ),
     body(
         op(
@@ -604,6 +727,13 @@ fn operation_json(operation: &Operation) -> Value {
             ("404", "Error"),
             ("409", "Error"),
             ("500", "Error"),
+        ],
+        Caller::Credential => &[
+            ("400", "Error"),
+            ("401", "Error"),
+            ("403", "Error"),
+            ("429", "Error"),
+            ("503", "Error"),
         ],
     };
     for (status, schema) in errors {

@@ -261,7 +261,9 @@ impl Authorizer {
         };
         let principal = match self.principal(state, credential, now).await {
             Ok(principal) => principal,
-            Err(refusal) => {
+            Err((principal, refusal)) => {
+                // A revoked, disabled or expired credential is still on the record as whose it was.
+                decision.principal = principal;
                 decision.path = Some(path);
                 decision.refusal = Some(refusal);
                 return decision;
@@ -282,7 +284,10 @@ impl Authorizer {
                 Refusal::new(
                     403,
                     "insufficient_scope",
-                    format!("this credential lacks a scope this route needs: one of `{}`", requirement.scopes),
+                    format!(
+                        "this credential lacks a scope this route needs: one of `{}`",
+                        requirement.scopes
+                    ),
                 )
             };
             refusal.required_scopes = Some(requirement.scopes.to_string());
@@ -293,50 +298,68 @@ impl Authorizer {
         decision
     }
 
-    /// The principal behind `credential`, active at `now`.
-    async fn principal(&self, state: &AppState, credential: Presented<'_>, now: i64) -> Result<Arc<Principal>, Refusal> {
+    /// The principal behind `credential`, active at `now`; refused, with the principal when the
+    /// credential was recognised.
+    async fn principal(
+        &self,
+        state: &AppState,
+        credential: Presented<'_>,
+        now: i64,
+    ) -> Result<Arc<Principal>, (Option<Arc<Principal>>, Refusal)> {
         let secret = match credential {
             Presented::Missing => {
-                return Err(Refusal::new(
-                    401,
-                    "missing_credential",
-                    "send an API key in `x-api-key` or an access token in `Authorization: Bearer`",
+                return Err((
+                    None,
+                    Refusal::new(
+                        401,
+                        "missing_credential",
+                        "send an API key in `x-api-key` or an access token in `Authorization: Bearer`",
+                    ),
                 ));
             }
             Presented::Malformed => {
-                return Err(Refusal::new(
-                    401,
-                    "malformed_credential",
-                    "send one credential: an `x-api-key` header or an `Authorization: Bearer` header",
+                return Err((
+                    None,
+                    Refusal::new(
+                        401,
+                        "malformed_credential",
+                        "send one credential: an `x-api-key` header or an `Authorization: Bearer` header",
+                    ),
                 ));
             }
             Presented::Secret(secret) => secret,
         };
         let is_key = token::looks_like_api_key(secret);
         if !is_key && !token::looks_valid(secret) {
-            return Err(Refusal::new(
-                401,
-                "malformed_credential",
-                "not a keyless API key or access token (prefix, length or checksum)",
+            return Err((
+                None,
+                Refusal::new(
+                    401,
+                    "malformed_credential",
+                    "not a keyless API key or access token (prefix, length or checksum)",
+                ),
             ));
         }
         let hash = token::hash(secret);
-        let principal = self.lookup(state, &hash, is_key).await?;
+        let principal = self
+            .lookup(state, &hash, is_key)
+            .await
+            .map_err(|refusal| (None, refusal))?;
         let Some(principal) = principal.filter(|principal| principal.organization_id == state.organization_id) else {
-            return Err(Refusal::new(401, "invalid_credential", "unknown credential"));
+            return Err((None, Refusal::new(401, "invalid_credential", "unknown credential")));
         };
         let noun = if is_key { "API key" } else { "access token" };
-        if principal.revoked {
+        let refusal = if principal.revoked {
             let verb = if is_key { "archived (revoked)" } else { "revoked" };
-            return Err(Refusal::new(401, "credential_revoked", format!("this {noun} was {verb}")));
-        }
-        if principal.disabled {
-            return Err(Refusal::new(401, "credential_disabled", format!("this {noun} is inactive")));
-        }
-        if principal.expires_at.is_some_and(|at| now >= at) {
-            return Err(Refusal::new(401, "credential_expired", format!("this {noun} has expired")));
-        }
-        Ok(principal)
+            Refusal::new(401, "credential_revoked", format!("this {noun} was {verb}"))
+        } else if principal.disabled {
+            Refusal::new(401, "credential_disabled", format!("this {noun} is inactive"))
+        } else if principal.expires_at.is_some_and(|at| now >= at) {
+            Refusal::new(401, "credential_expired", format!("this {noun} has expired"))
+        } else {
+            return Ok(principal);
+        };
+        Err((Some(principal), refusal))
     }
 
     /// What the store says about the credential with `hash`, from the cache when current.
@@ -350,20 +373,18 @@ impl Authorizer {
             return Ok(cached.principal.clone());
         }
         let found = if is_key {
-            state.store.api_key_get_by_hash(hash).await.map(|key| {
-                Principal {
-                    kind: PrincipalKind::ApiKey,
-                    id: key.id.as_str().to_owned(),
-                    organization_id: key.organization_id,
-                    workspace_id: Some(key.workspace_id),
-                    service_account_id: None,
-                    rule_id: None,
-                    scope: key.oauth_scope,
-                    expires_at: key.expires_at,
-                    revoked: key.audit.archived_at.is_some(),
-                    disabled: key.disabled,
-                    api_key_id: Some(key.id),
-                }
+            state.store.api_key_get_by_hash(hash).await.map(|key| Principal {
+                kind: PrincipalKind::ApiKey,
+                id: key.id.as_str().to_owned(),
+                organization_id: key.organization_id,
+                workspace_id: Some(key.workspace_id),
+                service_account_id: None,
+                rule_id: None,
+                scope: key.oauth_scope,
+                expires_at: key.expires_at,
+                revoked: key.audit.archived_at.is_some(),
+                disabled: key.disabled,
+                api_key_id: Some(key.id),
             })
         } else {
             state.store.access_token_get(hash).await.map(|token| Principal {
@@ -445,7 +466,11 @@ impl Authorizer {
         };
         limiter.take(&buckets, instant).map_err(|(what, wait)| Refusal {
             retry_after: Some(wait),
-            ..Refusal::new(429, "rate_limited", format!("the {what}'s rate limit is reached; retry later"))
+            ..Refusal::new(
+                429,
+                "rate_limited",
+                format!("the {what}'s rate limit is reached; retry later"),
+            )
         })
     }
 }
@@ -461,7 +486,11 @@ impl Limiter {
     /// The most IDs remembered before those with nothing pending are forgotten.
     const PRUNE_AT: usize = 100_000;
 
-    fn take(&mut self, buckets: &[(&str, &'static str, Rate)], instant: Instant) -> Result<(), (&'static str, Duration)> {
+    fn take(
+        &mut self,
+        buckets: &[(&str, &'static str, Rate)],
+        instant: Instant,
+    ) -> Result<(), (&'static str, Duration)> {
         let origin = *self.origin.get_or_insert(instant);
         let now = instant.saturating_duration_since(origin);
         let mut updates = Vec::with_capacity(buckets.len());
@@ -527,10 +556,16 @@ mod tests {
             burst: 1,
         };
         limiter
-            .take(&[("apikey_a", "API key", roomy), ("wrkspc_w", "workspace", tight)], start)
+            .take(
+                &[("apikey_a", "API key", roomy), ("wrkspc_w", "workspace", tight)],
+                start,
+            )
             .unwrap();
         let (what, _) = limiter
-            .take(&[("apikey_a", "API key", roomy), ("wrkspc_w", "workspace", tight)], start)
+            .take(
+                &[("apikey_a", "API key", roomy), ("wrkspc_w", "workspace", tight)],
+                start,
+            )
             .unwrap_err();
         assert_eq!(what, "workspace");
         // The refused request took nothing from the key's bucket: 999 more fit in its burst.

@@ -132,7 +132,11 @@ async fn write(store: &Store, batch: &[ApiRequest]) -> Result<(), keyless_store:
     let counts = usage(batch);
     let mut last_used: HashMap<(&OrganizationId, &ApiKeyId), i64> = HashMap::new();
     for request in batch {
-        if let Some(id) = request.principal.as_ref().and_then(|principal| principal.api_key_id.as_ref()) {
+        if let Some(id) = request
+            .principal
+            .as_ref()
+            .and_then(|principal| principal.api_key_id.as_ref())
+        {
             let at = last_used.entry((&request.organization_id, id)).or_insert(request.at);
             *at = (*at).max(request.at);
         }
@@ -188,7 +192,10 @@ fn event(request: &ApiRequest) -> Activity {
         }),
     );
     let workspace_id = principal.and_then(|principal| principal.workspace_id.as_ref());
-    put("workspace_id", workspace_id.map_or(Value::Null, |id| Value::from(id.as_str())));
+    put(
+        "workspace_id",
+        workspace_id.map_or(Value::Null, |id| Value::from(id.as_str())),
+    );
     Activity {
         organization_id: request.organization_id.clone(),
         activity_type: ACTIVITY_TYPE.to_owned(),

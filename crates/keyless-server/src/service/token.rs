@@ -147,6 +147,9 @@ mod tests {
         assert!(!looks_like_api_key(mint().unwrap().secret.expose_secret()));
         let hint = partial_hint(text);
         assert_eq!(hint.chars().count(), 11 + 4 + 1 + 4, "{hint}");
-        assert!(hint.starts_with(&text[..15]) && hint.ends_with(&text[text.len() - 4..]), "{hint}");
+        assert!(
+            hint.starts_with(&text[..15]) && hint.ends_with(&text[text.len() - 4..]),
+            "{hint}"
+        );
     }
 }

@@ -85,7 +85,11 @@ fn rand_suffix() -> String {
 pub(crate) struct Site {
     dir: tempfile::TempDir,
     pub(crate) pg: Option<PgDatabase>,
+    tweak: Option<Tweak>,
 }
+
+/// A change to the test configuration (a route table, rate limits, an upstream).
+pub(crate) type Tweak = std::sync::Arc<dyn Fn(&mut RawConfig) + Send + Sync>;
 
 impl Site {
     pub(crate) fn new(db: Db) -> Site {
@@ -93,7 +97,14 @@ impl Site {
         Site {
             dir: tempfile::tempdir().unwrap(),
             pg,
+            tweak: None,
         }
+    }
+
+    /// The same site, its configuration changed by `tweak` before every start.
+    pub(crate) fn with(mut self, tweak: Tweak) -> Site {
+        self.tweak = Some(tweak);
+        self
     }
 
     /// The data directory: not created yet, as on a first start.
@@ -115,6 +126,9 @@ impl Site {
                 encryption_key: Some(SecretString::from("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")),
                 encryption_key_file: None,
             };
+        }
+        if let Some(tweak) = &self.tweak {
+            tweak(&mut raw);
         }
         Config::from_raw(raw).unwrap()
     }

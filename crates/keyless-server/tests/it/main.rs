@@ -11,6 +11,7 @@
 
 mod activities;
 mod admin;
+mod authorize;
 mod exchange;
 mod harness;
 mod interop;

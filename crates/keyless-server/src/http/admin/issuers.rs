@@ -42,7 +42,7 @@ async fn issuer_list(
     _admin: AdminCaller,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let params = list_params(raw.as_deref(), false)?;
+    let params = list_params(raw.as_deref(), None)?;
     Ok(Json(issuers::list(&state, &params).await?))
 }
 

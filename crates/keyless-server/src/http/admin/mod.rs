@@ -1,5 +1,5 @@
 //! The Admin API under `/v1/organizations/`: `workspaces`, `service_accounts`, `federation_issuers`,
-//! `federation_rules` (see `docs/api.md`). Every route needs a bearer token with `org:admin` of this
+//! `federation_rules`, `api_keys`, and the `usage` summary (see `docs/api.md`). Every route needs a bearer token with `org:admin` of this
 //! server's organization (`http::auth::AdminCaller`).
 //!
 //! Parts: [`routes`], the list query parser ([`list_params`]), then one module per object
@@ -7,9 +7,10 @@
 //! `service::admin` function and answer its JSON (200) or its error (`ApiError`).
 //!
 //! List query parameters: `limit` (1–100, default 20), `page` (the `next_page` of the previous page),
-//! `include_archived` (`true`/`false`), and for rules `issuer_id`. Unknown or repeated parameters are
+//! `include_archived` (`true`/`false`), for rules `issuer_id`, for API keys `workspace_id`. Unknown or repeated parameters are
 //! refused, so a typo never silently widens or narrows a listing.
 
+mod api_keys;
 mod issuers;
 mod rules;
 mod service_accounts;
@@ -29,14 +30,16 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(service_accounts::routes())
         .merge(issuers::routes())
         .merge(rules::routes())
+        .merge(api_keys::routes())
         .method_not_allowed_fallback(error::method_not_allowed)
 }
 
-/// Parses a list's query string; `issuer_id` is accepted only when `with_issuer_id`.
-fn list_params(raw: Option<&str>, with_issuer_id: bool) -> Result<ListParams, ApiError> {
+/// Parses a list's query string; `filter` names the one filter parameter the list takes, if any.
+fn list_params(raw: Option<&str>, filter: Option<&str>) -> Result<ListParams, ApiError> {
     let mut params = ListParams {
         list: ListQuery::default(),
         issuer_id: None,
+        workspace_id: None,
     };
     let mut seen: Vec<String> = Vec::new();
     for (name, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
@@ -64,7 +67,8 @@ fn list_params(raw: Option<&str>, with_issuer_id: bool) -> Result<ListParams, Ap
                     _ => return Err(ApiError::invalid_request("include_archived: must be `true` or `false`")),
                 };
             }
-            "issuer_id" if with_issuer_id => params.issuer_id = Some(value.into_owned()),
+            "issuer_id" if filter == Some("issuer_id") => params.issuer_id = Some(value.into_owned()),
+            "workspace_id" if filter == Some("workspace_id") => params.workspace_id = Some(value.into_owned()),
             other => return Err(ApiError::invalid_request(format!("{other}: unknown query parameter"))),
         }
     }
@@ -76,7 +80,7 @@ mod tests {
     use super::*;
 
     fn check(raw: &str, with_issuer_id: bool, expect: Result<(u32, bool, bool, Option<&str>), &str>) {
-        let res = list_params(Some(raw), with_issuer_id)
+        let res = list_params(Some(raw), with_issuer_id.then_some("issuer_id"))
             .map(|params| {
                 (
                     params.list.limit.get(),

@@ -43,7 +43,7 @@ async fn rule_list(
     _admin: AdminCaller,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let params = list_params(raw.as_deref(), true)?;
+    let params = list_params(raw.as_deref(), Some("issuer_id"))?;
     Ok(Json(rules::list(&state, &params).await?))
 }
 

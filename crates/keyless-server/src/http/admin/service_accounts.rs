@@ -48,7 +48,7 @@ async fn service_account_list(
     _admin: AdminCaller,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let params = list_params(raw.as_deref(), false)?;
+    let params = list_params(raw.as_deref(), None)?;
     Ok(Json(service_accounts::list(&state, &params).await?))
 }
 

@@ -37,7 +37,7 @@ async fn workspace_list(
     _admin: AdminCaller,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let params = list_params(raw.as_deref(), false)?;
+    let params = list_params(raw.as_deref(), None)?;
     Ok(Json(workspaces::list(&state, &params).await?))
 }
 

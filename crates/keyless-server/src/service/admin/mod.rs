@@ -3,7 +3,7 @@
 //! Parts, in reading order: [`Actor`] and [`Ctx`] (who acts, in which request, at what time),
 //! [`AdminError`] (what the HTTP layer maps to its `ApiError`), [`ListParams`], the wire views
 //! (`audit_fields`, [`time`]) and the activity helpers; then [`workspaces`], [`issuers`],
-//! [`service_accounts`] and [`rules`].
+//! [`service_accounts`], [`rules`] and [`api_keys`].
 //!
 //! Every change runs in one store `Tx` with its activity event (`platform_<object>_<verb>`; the actor is
 //! the caller, the request ID is the request's). An update's event lists what changed as
@@ -19,9 +19,11 @@
 //! Must not: know HTTP types, read the clock (`now` is in [`Ctx`]), or hold a transaction across slow
 //! work (CEL compilation runs before the transaction begins).
 
+pub mod api_keys;
 pub mod issuers;
 pub mod rules;
 pub mod service_accounts;
+pub mod usage;
 pub mod workspaces;
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
@@ -118,6 +120,8 @@ pub struct ListParams {
     pub list: ListQuery,
     /// `issuer_id` (federation rules only).
     pub issuer_id: Option<String>,
+    /// `workspace_id` (API keys only).
+    pub workspace_id: Option<String>,
 }
 
 /// A new ID: `prefix` followed by 32 random hexadecimal digits (128 bits).
