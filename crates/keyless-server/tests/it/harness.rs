@@ -101,7 +101,7 @@ impl Site {
         self.dir.path().join("data")
     }
 
-    fn config(&self, listen: &str) -> Config {
+    fn config(&self, listen: &str, configure: impl FnOnce(&mut RawConfig)) -> Config {
         let mut raw = RawConfig {
             listen: Some(listen.to_owned()),
             data_dir: Some(self.data_dir()),
@@ -116,6 +116,7 @@ impl Site {
                 encryption_key_file: None,
             };
         }
+        configure(&mut raw);
         Config::from_raw(raw).unwrap()
     }
 }
@@ -130,9 +131,14 @@ pub(crate) struct TestApp {
 
 /// Starts the server on `site` and waits until it answers.
 pub(crate) async fn spawn_app(site: &Site) -> TestApp {
+    spawn_app_with(site, |_| {}).await
+}
+
+/// Starts the server on `site` with its configuration changed by `configure` (e.g. `[rate_limits]`).
+pub(crate) async fn spawn_app_with(site: &Site, configure: impl FnOnce(&mut RawConfig)) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let config = site.config(&address.to_string());
+    let config = site.config(&address.to_string(), configure);
     let (shutdown, signal) = oneshot::channel::<()>();
     let task = tokio::spawn(keyless_server::run(config, listener, async {
         let _ = signal.await;
