@@ -176,7 +176,10 @@ impl Tx {
         )
         .arg(organization_id.as_str())
         .arg(id.as_str());
-        let rule_ids = self.conn().fetch_all(&rules, |row| row.parsed("id", RuleId::parse)).await?;
+        let rule_ids = self
+            .conn()
+            .fetch_all(&rules, |row| row.parsed("id", RuleId::parse))
+            .await?;
         let service_account_ids = self
             .conn()
             .fetch_all(&memberships, |row| row.parsed("id", ServiceAccountId::parse))

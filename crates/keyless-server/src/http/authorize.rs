@@ -1,9 +1,10 @@
 //! `/v1/authorize`: the forward-auth check that nginx `auth_request`, Envoy `ext_authz` (HTTP) and
 //! Traefik `ForwardAuth` call before they pass a request on.
 //!
-//! The original request is read from the conventional headers, in this order: `X-Original-Method` and
-//! `X-Original-URI` (nginx, set in its configuration), `X-Forwarded-Method` and `X-Forwarded-Uri`
-//! (Traefik), else the check request itself — Envoy sends the original method, and the original path
+//! The original request is read from the conventional headers: `X-Original-Method` and
+//! `X-Original-URI` (nginx, set in its configuration) or `X-Forwarded-Method` and `X-Forwarded-Uri`
+//! (Traefik) — both present and disagreeing is a 400, since one of them came from the client — else
+//! the check request itself — Envoy sends the original method, and the original path
 //! after its `path_prefix` (`/v1/authorize/v1/messages?x` checks `/v1/messages?x`). The credential is
 //! `x-api-key` or `Authorization: Bearer` (see [`presented`]).
 //!
@@ -66,8 +67,9 @@ async fn authorize(State(state): State<AppState>, request: Request) -> Response 
         return crate::http::error::error(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
-            "the original request is unknown: send X-Original-Method and X-Original-URI (nginx), \
-             X-Forwarded-Method and X-Forwarded-Uri (Traefik), or call /v1/authorize/<path> (Envoy)",
+            "the original request is unknown or ambiguous: send X-Original-Method and X-Original-URI \
+             (nginx), or X-Forwarded-Method and X-Forwarded-Uri (Traefik), not two that disagree; or call \
+             /v1/authorize/<path> (Envoy)",
             &request_id,
         );
     };
@@ -103,10 +105,16 @@ fn original_request(method: &Method, path: &str, query: Option<&str>, headers: &
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned)
     };
-    if let Some(target) = header("x-original-uri").or_else(|| header("x-forwarded-uri")) {
-        let method = header("x-original-method")
-            .or_else(|| header("x-forwarded-method"))
-            .unwrap_or_else(|| method.as_str().to_owned());
+    // A proxy sets one pair; a client may have sent the other (Traefik forwards client headers to the
+    // check unless told otherwise). Two that disagree are refused, so a client's header never decides.
+    let agreed = |first: Option<String>, second: Option<String>| match (first, second) {
+        (Some(first), Some(second)) if !first.eq_ignore_ascii_case(&second) => Err(()),
+        (first, second) => Ok(first.or(second)),
+    };
+    let target = agreed(header("x-original-uri"), header("x-forwarded-uri")).ok()?;
+    let original_method = agreed(header("x-original-method"), header("x-forwarded-method")).ok()?;
+    if let Some(target) = target {
+        let method = original_method.unwrap_or_else(|| method.as_str().to_owned());
         return Some((method.to_ascii_uppercase(), target));
     }
     let rest = path
@@ -256,6 +264,14 @@ mod tests {
             Some(("PUT".to_owned(), "/v1/files/f1?a=b".to_owned()))
         );
         assert_eq!(original_request(&Method::GET, "/v1/authorize", None, &envoy), None);
+        // A client's X-Original-URI beside Traefik's X-Forwarded-Uri: refused, not believed.
+        let spoofed = headers(&[("x-original-uri", "/v1/models"), ("x-forwarded-uri", "/v1/admin")]);
+        assert_eq!(original_request(&Method::GET, "/v1/authorize", None, &spoofed), None);
+        let agreeing = headers(&[("x-original-uri", "/v1/models"), ("x-forwarded-uri", "/v1/models")]);
+        assert_eq!(
+            original_request(&Method::GET, "/v1/authorize", None, &agreeing),
+            Some(("GET".to_owned(), "/v1/models".to_owned()))
+        );
         assert_eq!(original_request(&Method::GET, "/v1/authorizex/y", None, &envoy), None);
     }
 

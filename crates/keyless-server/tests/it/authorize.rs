@@ -11,7 +11,7 @@ use keyless_server::config::{RawRate, RawRoute};
 use serde_json::{Value, json};
 
 use crate::exchange::Env;
-use crate::harness::{Site, databases};
+use crate::harness::databases;
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const API_KEYS: &str = "/v1/organizations/api_keys";
@@ -128,7 +128,7 @@ async fn api_requests(env: &Env, count: usize) -> Vec<Value> {
 #[tokio::test]
 async fn api_keys_and_wif_tokens_side_by_side_with_fine_grained_scopes() {
     for db in databases() {
-        let env = Env::start_on(Site::new(db).with(Arc::new(files_table))).await;
+        let env = Env::start_with(db, files_table).await;
         let (reader_id, reader) = create_key(&env, json!({"name": "reader", "oauth_scope": "files:read"})).await;
         let (legacy_id, legacy) = create_key(&env, json!({"name": "legacy"})).await;
         let wif = access_token(&env).await;
@@ -407,7 +407,7 @@ async fn rate_limits_answer_429_with_retry_after_per_key() {
                 burst: Some(2),
             });
         };
-        let env = Env::start_on(Site::new(db).with(Arc::new(tweak))).await;
+        let env = Env::start_with(db, tweak).await;
         let (_, first) = create_key(&env, json!({"name": "first"})).await;
         let (_, second) = create_key(&env, json!({"name": "second"})).await;
         for _ in 0..2 {

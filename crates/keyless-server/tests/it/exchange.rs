@@ -3,9 +3,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use keyless_server::config::RawConfig;
 use serde_json::{Value, json};
 
-use crate::harness::{Db, Site, TestApp, databases, spawn_app};
+use crate::harness::{Db, Site, TestApp, databases, spawn_app_with};
 use crate::oidc::OidcIssuer;
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -42,12 +43,13 @@ fn unique() -> u64 {
 
 impl Env {
     pub(crate) async fn start(db: Db) -> Env {
-        Self::start_on(Site::new(db)).await
+        Self::start_with(db, |_| {}).await
     }
 
-    /// [`Env::start`] on a site of the caller's (a changed configuration).
-    pub(crate) async fn start_on(site: Site) -> Env {
-        let app = spawn_app(&site).await;
+    /// [`Env::start`] with the server's configuration changed by `configure`.
+    pub(crate) async fn start_with(db: Db, configure: impl FnOnce(&mut RawConfig)) -> Env {
+        let site = Site::new(db);
+        let app = spawn_app_with(&site, configure).await;
         let admin = TestApp::admin_token(&site);
         let oidc = OidcIssuer::start().await;
         let bootstrap: Value =

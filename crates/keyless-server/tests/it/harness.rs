@@ -85,11 +85,7 @@ fn rand_suffix() -> String {
 pub(crate) struct Site {
     dir: tempfile::TempDir,
     pub(crate) pg: Option<PgDatabase>,
-    tweak: Option<Tweak>,
 }
-
-/// A change to the test configuration (a route table, rate limits, an upstream).
-pub(crate) type Tweak = std::sync::Arc<dyn Fn(&mut RawConfig) + Send + Sync>;
 
 impl Site {
     pub(crate) fn new(db: Db) -> Site {
@@ -97,14 +93,7 @@ impl Site {
         Site {
             dir: tempfile::tempdir().unwrap(),
             pg,
-            tweak: None,
         }
-    }
-
-    /// The same site, its configuration changed by `tweak` before every start.
-    pub(crate) fn with(mut self, tweak: Tweak) -> Site {
-        self.tweak = Some(tweak);
-        self
     }
 
     /// The data directory: not created yet, as on a first start.
@@ -112,7 +101,7 @@ impl Site {
         self.dir.path().join("data")
     }
 
-    fn config(&self, listen: &str) -> Config {
+    fn config(&self, listen: &str, configure: impl FnOnce(&mut RawConfig)) -> Config {
         let mut raw = RawConfig {
             listen: Some(listen.to_owned()),
             data_dir: Some(self.data_dir()),
@@ -127,9 +116,7 @@ impl Site {
                 encryption_key_file: None,
             };
         }
-        if let Some(tweak) = &self.tweak {
-            tweak(&mut raw);
-        }
+        configure(&mut raw);
         Config::from_raw(raw).unwrap()
     }
 }
@@ -144,9 +131,14 @@ pub(crate) struct TestApp {
 
 /// Starts the server on `site` and waits until it answers.
 pub(crate) async fn spawn_app(site: &Site) -> TestApp {
+    spawn_app_with(site, |_| {}).await
+}
+
+/// Starts the server on `site` with its configuration changed by `configure` (e.g. `[rate_limits]`).
+pub(crate) async fn spawn_app_with(site: &Site, configure: impl FnOnce(&mut RawConfig)) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let config = site.config(&address.to_string());
+    let config = site.config(&address.to_string(), configure);
     let (shutdown, signal) = oneshot::channel::<()>();
     let task = tokio::spawn(keyless_server::run(config, listener, async {
         let _ = signal.await;

@@ -17,6 +17,7 @@ mod harness;
 mod interop;
 mod introspection;
 mod jwks;
+mod nginx;
 mod oidc;
 mod openapi;
 mod providers;
