@@ -42,7 +42,11 @@ fn unique() -> u64 {
 
 impl Env {
     pub(crate) async fn start(db: Db) -> Env {
-        let site = Site::new(db);
+        Env::start_on(Site::new(db)).await
+    }
+
+    /// The same on `site` (a site with an upstream, say).
+    pub(crate) async fn start_on(site: Site) -> Env {
         let app = spawn_app(&site).await;
         let admin = TestApp::admin_token(&site);
         let oidc = OidcIssuer::start().await;

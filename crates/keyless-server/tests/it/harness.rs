@@ -85,6 +85,8 @@ fn rand_suffix() -> String {
 pub(crate) struct Site {
     dir: tempfile::TempDir,
     pub(crate) pg: Option<PgDatabase>,
+    /// `upstream.url`: the built-in proxy's upstream.
+    upstream: Option<String>,
 }
 
 impl Site {
@@ -93,7 +95,14 @@ impl Site {
         Site {
             dir: tempfile::tempdir().unwrap(),
             pg,
+            upstream: None,
         }
+    }
+
+    /// The same site, its server forwarding unmatched requests to `url` (`keyless serve --upstream`).
+    pub(crate) fn with_upstream(mut self, url: &str) -> Site {
+        self.upstream = Some(url.to_owned());
+        self
     }
 
     /// The data directory: not created yet, as on a first start.
@@ -109,6 +118,7 @@ impl Site {
         };
         // Tests run their OIDC issuers on loopback over plain http.
         raw.issuers.allow_insecure_urls = true;
+        raw.upstream.url.clone_from(&self.upstream);
         if let Some(pg) = &self.pg {
             raw.database_url = Some(SecretString::from(pg.url.clone()));
             raw.keys = RawKeys {

@@ -19,6 +19,7 @@ mod jwks;
 mod oidc;
 mod openapi;
 mod providers;
+mod proxy;
 mod rejections;
 mod serve;
 mod well_known;
