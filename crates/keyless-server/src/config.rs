@@ -149,6 +149,8 @@ pub struct RawRequestLog {
 pub struct RawUpstream {
     /// `url`: where the built-in proxy forwards authorized requests (`--upstream`).
     pub url: Option<String>,
+    /// `connect_timeout_seconds`: how long a connect to the upstream may take (10).
+    pub connect_timeout_seconds: Option<u64>,
 }
 
 /// `[log]`.
@@ -276,6 +278,8 @@ pub struct Config {
     pub request_log_queue: usize,
     /// Where the built-in proxy forwards authorized requests, if anywhere.
     pub upstream: Option<Url>,
+    /// How long a connect to the upstream may take (`[upstream] connect_timeout_seconds`).
+    pub upstream_connect_timeout: Duration,
 }
 
 /// Why the configuration cannot be used. Messages name the setting, e.g. `listen: …`.
@@ -423,6 +427,12 @@ impl Config {
                 1..=16_777_216,
             )?,
             upstream: raw.upstream.url.as_deref().map(checked_upstream).transpose()?,
+            upstream_connect_timeout: Duration::from_secs(within(
+                "upstream.connect_timeout_seconds",
+                raw.upstream.connect_timeout_seconds,
+                10,
+                1..=300,
+            )?),
         })
     }
 }

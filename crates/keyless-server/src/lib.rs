@@ -64,6 +64,9 @@ pub enum ServeError {
     /// The organization could not be set up.
     #[error(transparent)]
     Bootstrap(#[from] BootstrapError),
+    /// The upstream's client could not be built.
+    #[error(transparent)]
+    Upstream(#[from] http::proxy::UpstreamError),
     /// The listen address could not be bound, or serving failed.
     #[error("{context}: {source}")]
     Io {
@@ -120,6 +123,16 @@ pub async fn run(
     };
     let issuer_keys = Arc::new(IssuerKeys::new(config.jwks, url_policy));
     let poller_keys = Arc::clone(&issuer_keys);
+    let upstream = match &config.upstream {
+        Some(url) => {
+            tracing::info!(upstream = %url, "the built-in proxy forwards authorized requests to the upstream");
+            Some(Arc::new(http::proxy::Upstream::new(
+                url,
+                config.upstream_connect_timeout,
+            )?))
+        }
+        None => None,
+    };
     let state = AppState {
         store: store.clone(),
         organization_id: organization.id.clone(),
@@ -132,6 +145,7 @@ pub async fn run(
         issuer_keys,
         authorizer: Arc::new(Authorizer::new(config.authorize)),
         request_log,
+        upstream,
     };
     let address = listener.local_addr().map_err(|source| ServeError::Io {
         context: "reading the bound address".to_owned(),
@@ -141,9 +155,9 @@ pub async fn run(
     let (stop_poller, poller_shutdown) = tokio::sync::watch::channel(false);
     let poller = poll::spawn(store.clone(), poller_keys, config.poll, poller_shutdown);
     let follower = tokio::spawn(follow_config_changes(store.clone()));
-    let served = axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    // The peer address feeds the proxy's `x-forwarded-for`.
+    let app = http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     // The poller stops before the store closes, whatever ended serving.
     let _ = stop_poller.send(true);
     if poller.await.is_err() {
@@ -207,6 +221,7 @@ pub async fn bootstrap_admin_rule(
             issuer_keys: Arc::new(IssuerKeys::new(config.jwks, url_policy)),
             authorizer: Arc::new(Authorizer::new(config.authorize)),
             request_log,
+            upstream: None,
         };
         let outcome = bootstrap::admin_rule(&state, &admin_rule, now).await;
         drop(state);

@@ -6,6 +6,7 @@ use keyless_core::id::{OrganizationId, WorkspaceId};
 use keyless_store::Store;
 use serde_json::Value;
 
+use crate::http::proxy::Upstream;
 use crate::service::authorize::Authorizer;
 use crate::service::exchange::PartiesCache;
 use crate::service::jwks::IssuerKeys;
@@ -39,4 +40,6 @@ pub struct AppState {
     pub authorizer: Arc<Authorizer>,
     /// The `api_request` writer.
     pub request_log: RequestLog,
+    /// The built-in proxy's upstream, when one is configured.
+    pub upstream: Option<Arc<Upstream>>,
 }

@@ -12,9 +12,12 @@
 //! - `auth`: bearer-token authentication (`AdminCaller`, `authenticate`); `error`: `ApiError`, the
 //!   Admin API's error shape, and the middleware that puts the request ID into it.
 //! - [`request_id`]: the `Request-Id` of every response.
+//! - [`proxy`]: the built-in reverse proxy, the fallback when an upstream is configured.
 //!
-//! An unknown route answers 404 with the Admin API's error shape
-//! (`{"type": "error", "error": {"type": "not_found_error", "message"}, "request_id"}`).
+//! A request no route matches is the built-in proxy's when `upstream.url` is set (authorized as
+//! `/v1/authorize` would, then forwarded), and otherwise answers 404 with the Admin API's error shape
+//! (`{"type": "error", "error": {"type": "not_found_error", "message"}, "request_id"}`). keyless's own
+//! routes are never forwarded.
 
 mod activities;
 mod admin;
@@ -25,6 +28,7 @@ mod health;
 mod metrics;
 pub(crate) mod oauth;
 mod openapi;
+pub mod proxy;
 pub mod request_id;
 mod well_known;
 
@@ -34,7 +38,7 @@ use crate::state::AppState;
 
 /// The whole router.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .merge(health::routes())
         .merge(well_known::routes())
         .merge(oauth::routes())
@@ -42,8 +46,13 @@ pub fn router(state: AppState) -> Router {
         .merge(metrics::routes())
         .merge(admin::routes())
         .merge(activities::routes())
-        .merge(openapi::routes(&state))
-        .fallback(error::not_found)
+        .merge(openapi::routes(&state));
+    let routes = if state.upstream.is_some() {
+        routes.fallback(proxy::forward)
+    } else {
+        routes.fallback(error::not_found)
+    };
+    routes
         .route_layer(middleware::from_fn(metrics::measure))
         .with_state(state)
         .layer(middleware::from_fn(error::render))

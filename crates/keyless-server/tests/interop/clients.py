@@ -5,6 +5,8 @@ environment that `.ci/run` creates (pip packages `anthropic` and `google-auth`).
   clients.py anthropic    ANTHROPIC_BASE_URL, ANTHROPIC_FEDERATION_RULE_ID, ANTHROPIC_ORGANIZATION_ID,
                           ANTHROPIC_SERVICE_ACCOUNT_ID, ANTHROPIC_IDENTITY_TOKEN_FILE
   clients.py google-auth  KEYLESS_TOKEN_URL, KEYLESS_RULE_ID, KEYLESS_TOKEN_FILE, KEYLESS_SCOPE
+  clients.py anthropic-messages  the `anthropic` variables: one `messages.create` through keyless's
+                          built-in proxy, with the federation credentials (exchange, then the call)
 
 On failure the client's own exception is printed on stderr and the exit status is 1.
 """
@@ -28,6 +30,23 @@ def anthropic_exchange():
     return {"access_token": token.token, "expires_at": token.expires_at}
 
 
+def anthropic_messages():
+    import anthropic
+    from anthropic.lib.credentials import IdentityTokenFile, WorkloadIdentityCredentials
+
+    credentials = WorkloadIdentityCredentials(
+        identity_token_provider=IdentityTokenFile(os.environ["ANTHROPIC_IDENTITY_TOKEN_FILE"]),
+        federation_rule_id=os.environ["ANTHROPIC_FEDERATION_RULE_ID"],
+        organization_id=os.environ["ANTHROPIC_ORGANIZATION_ID"],
+        service_account_id=os.environ["ANTHROPIC_SERVICE_ACCOUNT_ID"],
+    )
+    client = anthropic.Anthropic(credentials=credentials, base_url=os.environ["ANTHROPIC_BASE_URL"], max_retries=0)
+    message = client.messages.create(
+        model="claude-x", max_tokens=16, messages=[{"role": "user", "content": "hello"}]
+    )
+    return {"id": message.id, "text": message.content[0].text, "stop_reason": message.stop_reason}
+
+
 def google_auth_exchange():
     import google.auth.transport.requests
     from google.auth import identity_pool
@@ -45,7 +64,11 @@ def google_auth_exchange():
 
 
 def main():
-    modes = {"anthropic": anthropic_exchange, "google-auth": google_auth_exchange}
+    modes = {
+        "anthropic": anthropic_exchange,
+        "anthropic-messages": anthropic_messages,
+        "google-auth": google_auth_exchange,
+    }
     if len(sys.argv) != 2 or sys.argv[1] not in modes:
         print(f"usage: clients.py {'|'.join(modes)}", file=sys.stderr)
         return 2

@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::exchange::Env;
 use crate::harness::databases;
 
-fn python() -> Option<String> {
+pub(crate) fn python() -> Option<String> {
     match std::env::var("KEYLESS_TEST_PYTHON") {
         Ok(python) => Some(python),
         Err(_) if std::env::var_os("CI").is_some() => {
@@ -31,7 +31,7 @@ fn script() -> String {
 }
 
 /// Runs one client mode with `vars`; returns its JSON line.
-async fn run_client(python: &str, mode: &str, vars: &[(&str, String)]) -> Value {
+pub(crate) async fn run_client(python: &str, mode: &str, vars: &[(&str, String)]) -> Value {
     let mut command = Command::new(python);
     command
         .arg(script())

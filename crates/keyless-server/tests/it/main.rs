@@ -21,6 +21,7 @@ mod nginx;
 mod oidc;
 mod openapi;
 mod providers;
+mod proxy;
 mod rejections;
 mod serve;
 mod well_known;
