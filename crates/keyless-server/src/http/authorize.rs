@@ -17,7 +17,6 @@
 //! [`refusal_response`].
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -181,11 +180,11 @@ fn allowed(decision: &Decision) -> Response {
     response
 }
 
-/// The response to a refused request: its status, `WWW-Authenticate` (401, 403), `Retry-After` (429),
-/// `Keyless-Reason`, and the Admin API's error body with the code.
-pub(crate) fn refusal_response(refusal: &Refusal, request_id: &RequestId) -> Response {
-    let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::FORBIDDEN);
-    let kind = match refusal.status {
+/// An error in the Admin API's shape with a stable code, `{"type": "error", "error": {"type", "code",
+/// "message"}, "request_id"}`; `error.type` follows the status.
+pub(crate) fn coded_error(status: StatusCode, code: &str, message: &str, request_id: &RequestId) -> Response {
+    let kind = match status.as_u16() {
+        400 => "invalid_request_error",
         401 => "authentication_error",
         403 => "permission_error",
         429 => "rate_limit_error",
@@ -193,15 +192,20 @@ pub(crate) fn refusal_response(refusal: &Refusal, request_id: &RequestId) -> Res
     };
     let body = json!({
         "type": "error",
-        "error": { "type": kind, "code": refusal.code, "message": refusal.message },
+        "error": { "type": kind, "code": code, "message": message },
         "request_id": request_id.0,
     });
-    let mut response = Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(REASON_HEADER, refusal.code)
-        .body(Body::from(body.to_string()))
-        .unwrap_or_else(|_| status.into_response());
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+/// The response to a refused request: its status, `WWW-Authenticate` (401, 403), `Retry-After` (429),
+/// `Keyless-Reason`, and the Admin API's error body with the code.
+pub(crate) fn refusal_response(refusal: &Refusal, request_id: &RequestId) -> Response {
+    let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::FORBIDDEN);
+    let mut response = coded_error(status, refusal.code, &refusal.message, request_id);
+    if let Ok(reason) = HeaderValue::from_str(refusal.code) {
+        response.headers_mut().insert(REASON_HEADER, reason);
+    }
     let challenge = match refusal.status {
         401 => Some(format!(
             "Bearer realm=\"keyless\", error=\"invalid_token\", error_description=\"{}\"",

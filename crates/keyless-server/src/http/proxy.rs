@@ -42,11 +42,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls_platform_verifier::BuilderVerifierExt;
-use serde_json::json;
 use url::{Position, Url};
 
 use crate::clock;
-use crate::http::authorize::{identity_headers, presented, refusal_response};
+use crate::http::authorize::{coded_error, identity_headers, presented, refusal_response};
 use crate::http::error;
 use crate::http::request_id::RequestId;
 use crate::service::authorize::Principal;
@@ -184,7 +183,7 @@ pub(super) async fn forward(State(state): State<AppState>, request: Request) -> 
     let response = match (&decision.refusal, &decision.principal, &state.upstream) {
         (Some(refusal), _, _) => refusal_response(refusal, &request_id),
         _ if decision.path.as_deref().is_some_and(is_own) => error::not_found().await.into_response(),
-        _ if is_upgrade(request.headers()) => error_response(
+        _ if is_upgrade(request.headers()) => coded_error(
             StatusCode::NOT_IMPLEMENTED,
             "upgrade_not_supported",
             "the built-in proxy does not forward protocol upgrades (WebSocket)",
@@ -192,7 +191,7 @@ pub(super) async fn forward(State(state): State<AppState>, request: Request) -> 
         ),
         (None, Some(principal), Some(upstream)) => send(upstream, request, &target, principal, &request_id).await,
         // Allowed without a principal, or no upstream: neither happens; refuse rather than forward.
-        (None, _, _) => error_response(
+        (None, _, _) => coded_error(
             StatusCode::BAD_GATEWAY,
             "upstream_unavailable",
             UNAVAILABLE,
@@ -226,7 +225,7 @@ async fn send(
     request_id: &RequestId,
 ) -> Response {
     let Some(uri) = upstream.uri(target) else {
-        return error_response(
+        return coded_error(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
             "the request target cannot be forwarded",
@@ -253,7 +252,7 @@ async fn send(
         }
         Err(error) => {
             tracing::warn!(request_id = request_id.0, cause = %chain(&error), "the upstream failed before answering");
-            error_response(StatusCode::BAD_GATEWAY, "upstream_unavailable", UNAVAILABLE, request_id)
+            coded_error(StatusCode::BAD_GATEWAY, "upstream_unavailable", UNAVAILABLE, request_id)
         }
     }
 }
@@ -330,22 +329,6 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named.iter().chain(HOP_BY_HOP.iter()) {
         headers.remove(name);
     }
-}
-
-/// An error in the Admin API's shape with a code: `{"type": "error", "error": {"type", "code",
-/// "message"}, "request_id"}`.
-fn error_response(status: StatusCode, code: &str, message: &str, request_id: &RequestId) -> Response {
-    let kind = if status == StatusCode::BAD_REQUEST {
-        "invalid_request_error"
-    } else {
-        "api_error"
-    };
-    let body = json!({
-        "type": "error",
-        "error": { "type": kind, "code": code, "message": message },
-        "request_id": request_id.0,
-    });
-    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
 /// An error and its sources, for the log.
