@@ -41,7 +41,7 @@ pub use issuer::{
     VerifyFederationIssuer, VerifyProblem, VerifyReport, VerifySkippedKey,
 };
 pub use rule::{
-    AddRuleWorkspace, CreateFederationRule, FederationRule, Match, RuleWorkspace, RuleWorkspaces, Target,
+    AddRuleWorkspace, CreateFederationRule, FederationRule, Match, RuleWarning, RuleWorkspace, RuleWorkspaces, Target,
     UpdateFederationRule,
 };
 pub use service_account::{

@@ -37,6 +37,21 @@ pub struct FederationRule {
     /// The audit fields.
     #[serde(flatten)]
     pub audit: Audit,
+    /// The lint warnings of a create or update (absent from reads): known mistakes the rule was saved
+    /// with, each with a stable code (see `docs/rules.md`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<RuleWarning>,
+}
+
+/// One lint warning about a rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleWarning {
+    /// The stable code, e.g. `mutable_claim`.
+    pub code: String,
+    /// The field it is about, e.g. `match.claims.repository`.
+    pub field: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
 }
 
 /// A rule's `match` block, as written. Every populated matcher must pass.

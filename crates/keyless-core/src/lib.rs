@@ -12,6 +12,7 @@
 //! - [`condition`]: CEL conditions, compiled safely at write time and evaluated per token.
 //! - [`rule`]: the federation rule model, its two-stage parsing and write-time validation, and matching.
 //! - [`scope`], [`lifetime`]: the granted scope and token lifetime.
+//! - [`lint`]: known mistakes in valid rules (warnings with stable codes) and the refusals' codes.
 //! - [`exchange`]: [`exchange::decide`], the whole decision.
 //! - [`route`]: the operator's route table — which scopes a request to the protected API needs — and
 //!   the canonical request path it is matched on.
@@ -27,6 +28,7 @@ pub mod exchange;
 pub mod id;
 pub mod issuer;
 pub mod lifetime;
+pub mod lint;
 pub mod name;
 pub mod rejection;
 pub mod route;

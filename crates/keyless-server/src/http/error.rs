@@ -91,6 +91,7 @@ pub(crate) struct ApiError {
     kind: ErrorKind,
     status: StatusCode,
     message: String,
+    code: Option<&'static str>,
     cause: Option<Arc<str>>,
 }
 
@@ -104,8 +105,15 @@ impl ApiError {
             kind,
             status: kind.status(),
             message: message.into(),
+            code: None,
             cause: None,
         }
+    }
+
+    /// The same with a stable `error.code` (e.g. a rule lint's).
+    pub(crate) fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
     }
 
     /// 400 `invalid_request_error`; start `message` with the field (`name: …`).
@@ -158,11 +166,11 @@ impl ApiError {
     }
 
     fn body(&self, request_id: Option<&str>) -> Value {
-        json!({
-            "type": "error",
-            "error": { "type": self.kind.as_str(), "message": self.message },
-            "request_id": request_id,
-        })
+        let mut error = json!({ "type": self.kind.as_str(), "message": self.message });
+        if let (Some(code), Some(object)) = (self.code, error.as_object_mut()) {
+            object.insert("code".to_owned(), Value::from(code));
+        }
+        json!({ "type": "error", "error": error, "request_id": request_id })
     }
 
     /// The full response, its body carrying `request_id`.
@@ -315,6 +323,7 @@ impl From<AdminError> for ApiError {
     fn from(error: AdminError) -> Self {
         match error {
             AdminError::Invalid(message) => Self::invalid_request(message),
+            AdminError::Refused { code, message } => Self::invalid_request(message).with_code(code),
             AdminError::Forbidden(message) => Self::permission(message),
             AdminError::NotFound(message) => Self::not_found(message),
             AdminError::Conflict(message) => Self::conflict(message),

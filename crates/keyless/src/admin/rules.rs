@@ -259,7 +259,9 @@ pub(crate) fn main(global: &GlobalArgs, args: RulesArgs) -> ExitCode {
         match args.command {
             Command::Create(create) => {
                 let request: CreateFederationRule = create.body()?.into_request()?;
-                output::one(format, &rules.create(&request).await?)?;
+                let rule = rules.create(&request).await?;
+                warn(&rule);
+                output::one(format, &rule)?;
             }
             Command::List(list) => {
                 let pager = rules.pages(&list.list.options(), list.issuer_id.as_deref());
@@ -270,7 +272,9 @@ pub(crate) fn main(global: &GlobalArgs, args: RulesArgs) -> ExitCode {
                 let mut body = update.rule.body()?;
                 body.clear("description", update.clear_description);
                 let request: UpdateFederationRule = body.into_request()?;
-                output::one(format, &rules.update(&update.id, &request).await?)?;
+                let rule = rules.update(&update.id, &request).await?;
+                warn(&rule);
+                output::one(format, &rule)?;
             }
             Command::Archive { id } => output::one(format, &rules.archive(&id).await?)?,
             Command::Workspaces(WorkspacesCommand::List { id }) => {
@@ -349,4 +353,11 @@ async fn workload_env(admin: &keyless_client::admin::Admin, format: output::Form
         }
     }
     Ok(())
+}
+
+/// Prints a saved rule's lint warnings to stderr, one line each (the output itself stays parseable).
+fn warn(rule: &FederationRule) {
+    for warning in &rule.warnings {
+        eprintln!("warning: {} ({}): {}", warning.code, warning.field, warning.message);
+    }
 }

@@ -65,6 +65,14 @@ pub enum AdminError {
     /// The request is malformed or refused as written (400).
     #[error("{0}")]
     Invalid(String),
+    /// Refused as written, with a stable code (400 with `error.code`; a rule lint's refusal).
+    #[error("{message}")]
+    Refused {
+        /// The stable code, e.g. `tenant_not_pinned`.
+        code: &'static str,
+        /// The caller-safe message, starting with the field.
+        message: String,
+    },
     /// The caller may not do this (403).
     #[error("{0}")]
     Forbidden(String),

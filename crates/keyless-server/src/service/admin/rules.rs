@@ -159,7 +159,29 @@ async fn validate(draft: RuleDraft, issuer: Issuer, state: &AppState) -> Result<
     tokio::task::spawn_blocking(move || draft.validate(&issuer, &default_workspace_id))
         .await
         .map_err(|error| AdminError::Internal(format!("rule validation did not finish: {error}")))?
-        .map_err(|error| AdminError::Invalid(error.to_string()))
+        .map_err(|error| AdminError::Refused {
+            code: error.code(),
+            message: error.to_string(),
+        })
+}
+
+/// The rule's lint warnings as the wire shows them: `[{code, field, message}]`.
+fn warnings(spec: &RuleSpec, issuer: &Issuer) -> Value {
+    let lints = keyless_core::lint::lint(&spec.r#match, spec.token_lifetime.seconds(), issuer);
+    Value::Array(
+        lints
+            .into_iter()
+            .map(|lint| json!({ "code": lint.code, "field": lint.field, "message": lint.message }))
+            .collect(),
+    )
+}
+
+/// `view` with the lint warnings of the write: what a create or update answers.
+fn with_warnings(mut view: Value, warnings: Value) -> Value {
+    if let Some(object) = view.as_object_mut() {
+        object.insert("warnings".to_owned(), warnings);
+    }
+    view
 }
 
 /// Reads the live issuer `text` names, for validation before the transaction.
@@ -249,6 +271,7 @@ pub async fn create(ctx: &Ctx<'_>, draft: RuleDraft) -> Result<Value, AdminError
     let r#match = draft.r#match.clone();
     let spec = validate(draft, issuer.clone(), ctx.state).await?;
     check_may_write(ctx, &spec.oauth_scope)?;
+    let warnings = warnings(&spec, &issuer);
     let id = RuleId::parse(&new_id(RuleId::PREFIX)?).map_err(|error| AdminError::Internal(error.to_string()))?;
 
     let mut tx = ctx.state.store.begin().await?;
@@ -261,11 +284,11 @@ pub async fn create(ctx: &Ctx<'_>, draft: RuleDraft) -> Result<Value, AdminError
         ctx,
         "platform_federation_rule_created",
         rule.id.as_str(),
-        json!({ "event_data": view }),
+        json!({ "event_data": view, "warnings": warnings }),
     )
     .await?;
     tx.commit().await?;
-    Ok(view)
+    Ok(with_warnings(view, warnings))
 }
 
 /// A page of rules, optionally of one issuer.
@@ -361,6 +384,7 @@ pub async fn update(ctx: &Ctx<'_>, id: &str, body: RuleUpdate) -> Result<Value, 
     let spec = validate(draft, issuer.clone(), ctx.state).await?;
     check_may_write(ctx, &read.oauth_scope)?;
     check_may_write(ctx, &spec.oauth_scope)?;
+    let warnings = warnings(&spec, &issuer);
 
     let mut tx = ctx.state.store.begin().await?;
     let before = tx
@@ -376,7 +400,7 @@ pub async fn update(ctx: &Ctx<'_>, id: &str, body: RuleUpdate) -> Result<Value, 
     let mut after = record_of(ctx, id.clone(), spec, r#match, before.audit.clone());
     let before_view = view(&before);
     if changes(&before_view, &view(&after)).is_empty() {
-        return Ok(before_view);
+        return Ok(with_warnings(before_view, warnings));
     }
     after.audit.touch(ctx.now, &ctx.actor.id);
     let after_view = view(&after);
@@ -386,11 +410,11 @@ pub async fn update(ctx: &Ctx<'_>, id: &str, body: RuleUpdate) -> Result<Value, 
         ctx,
         "platform_federation_rule_updated",
         id.as_str(),
-        json!({ "event_data": after_view, "changes": changes(&before_view, &after_view) }),
+        json!({ "event_data": after_view, "changes": changes(&before_view, &after_view), "warnings": warnings }),
     )
     .await?;
     tx.commit().await?;
-    Ok(after_view)
+    Ok(with_warnings(after_view, warnings))
 }
 
 /// Archives a rule (idempotent; exchanges through it stop at once).
