@@ -4,6 +4,8 @@
 //! - `bench exchange`: the load benchmark of the token exchange — `cargo bench -p keyless-server
 //!   --bench exchange`, which runs the server as a separate process on loopback (SQLite, and
 //!   PostgreSQL when `KEYLESS_TEST_POSTGRES_URL` is set) and prints its own table.
+//! - `bench proxy`: the built-in proxy's added latency — `cargo bench -p keyless-server --bench proxy`
+//!   (serial requests to a loopback upstream, directly and through keyless), which prints its own table.
 //! - `bench [jose|core|all] [--report-only] [-- <criterion args>]`: runs the criterion benches of
 //!   the chosen crates with `--noplot`, then reads each result's `new/estimates.json` under
 //!   criterion's output directory and prints a markdown table of medians; for `keyless-jose`, the
@@ -24,9 +26,10 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
-const USAGE: &str = "usage: cargo xtask bench [jose|core|all|exchange] [--report-only] [-- <criterion args>]
+const USAGE: &str = "usage: cargo xtask bench [jose|core|all|exchange|proxy] [--report-only] [-- <criterion args>]
 
   exchange       the token exchange under load, server in its own process (SQLite, PostgreSQL)
+  proxy          the latency the built-in proxy adds: an upstream directly vs through keyless
   jose           keyless-jose: verify_jwt vs the bare aws-lc-rs check, per algorithm
   core           keyless-core: claim validation, rule matching, the exchange decision
   all            both (the default)
@@ -90,8 +93,10 @@ fn bench(args: &[String]) -> Result<(), String> {
         ),
         None => (args, &[][..]),
     };
-    if ours.first().map(String::as_str) == Some("exchange") {
-        return exchange_bench();
+    match ours.first().map(String::as_str) {
+        Some("exchange") => return server_bench("exchange"),
+        Some("proxy") => return server_bench("proxy"),
+        _ => {}
     }
     let mut which = "all";
     let mut report_only = false;
@@ -158,20 +163,20 @@ fn bench(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// The exchange load benchmark prints its own report.
-fn exchange_bench() -> Result<(), String> {
+/// keyless-server's benchmarks (`exchange`, `proxy`) print their own reports.
+fn server_bench(name: &str) -> Result<(), String> {
     let root = workspace_root()?;
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    eprintln!("xtask: cargo bench -p keyless-server --bench exchange");
+    eprintln!("xtask: cargo bench -p keyless-server --bench {name}");
     let status = Command::new(&cargo)
         .current_dir(&root)
-        .args(["bench", "-p", "keyless-server", "--bench", "exchange"])
+        .args(["bench", "-p", "keyless-server", "--bench", name])
         .status()
         .map_err(|err| format!("could not run cargo: {err}"))?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!("the exchange benchmark failed ({status})"))
+        Err(format!("the {name} benchmark failed ({status})"))
     }
 }
 

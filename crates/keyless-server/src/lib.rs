@@ -14,7 +14,9 @@
 //!   no serving: the first `org:admin` automation ([`service::bootstrap::admin_rule`]).
 //!
 //! On the embedded SQLite default or PostgreSQL: the token exchange, introspection, revocation, the
-//! Admin API, the activity feed, health, readiness, metrics, the well-known documents and OpenAPI.
+//! Admin API, the activity feed, health, readiness, metrics, the well-known documents and OpenAPI, the
+//! forward-auth check (`/v1/authorize`) and, with an upstream, the built-in reverse proxy
+//! ([`http::proxy`]).
 //! Must not: know SQL (that is `keyless-store`), or decide an exchange (that is `keyless-core`).
 
 mod clock;
@@ -28,6 +30,7 @@ use std::future::Future;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use keyless_store::Store;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
@@ -155,8 +158,14 @@ pub async fn run(
     let (stop_poller, poller_shutdown) = tokio::sync::watch::channel(false);
     let poller = poll::spawn(store.clone(), poller_keys, config.poll, poller_shutdown);
     let follower = tokio::spawn(follow_config_changes(store.clone()));
-    // The peer address feeds the proxy's `x-forwarded-for`.
+    // The peer address feeds the proxy's `x-forwarded-for`. `TCP_NODELAY`: a streamed answer's small
+    // writes (server-sent events) must not wait for the client's delayed ACK.
     let app = http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY on an accepted connection");
+        }
+    });
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     // The poller stops before the store closes, whatever ended serving.
     let _ = stop_poller.send(true);
