@@ -803,12 +803,55 @@ async fn rules(db: Db) {
     let github = admin.ok(ISSUERS, github).await;
     let mut shared = rule_body("gh", github["id"].as_str().unwrap(), &target);
     shared["match"] = json!({"subject_prefix": "repo:*"});
+    let refused = admin.post(RULES, shared).await;
+    assert_eq!(refused.1["error"]["code"], "tenant_not_pinned", "{}", refused.1);
     admin.check_error(
-        admin.post(RULES, shared).await,
+        refused,
         400,
         "invalid_request_error",
         "match: GitHub Actions is a shared issuer: pin the tenant",
     );
+
+    // Lints: a valid but loose GitHub rule is saved, with its warnings in the answer and the event.
+    let mut loose = rule_body("gh-loose", github["id"].as_str().unwrap(), &target);
+    loose["match"] = json!({"subject_prefix": "repo:acme/*", "claims": {"repository_owner": "acme"}});
+    loose["token_lifetime_seconds"] = json!(86400);
+    let saved = admin.ok(RULES, loose).await;
+    let codes: Vec<(&str, &str)> = saved["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|warning| (warning["code"].as_str().unwrap(), warning["field"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("mutable_claim", "match.claims.repository_owner"),
+            ("admits_pull_requests", "match.subject_prefix"),
+            ("lifetime_exceeds_issuer", "token_lifetime_seconds"),
+        ],
+        "{saved}"
+    );
+    let loose_id = saved["id"].as_str().unwrap();
+    let (_, read) = admin.get(&format!("{RULES}/{loose_id}")).await;
+    assert!(read.get("warnings").is_none(), "reads carry no warnings: {read}");
+    let created = admin.events("platform_federation_rule_created").await;
+    let event = created
+        .iter()
+        .find(|event| event.activity.resource_id.as_deref() == Some(loose_id))
+        .unwrap();
+    assert_eq!(event.activity.payload["warnings"].as_array().unwrap().len(), 3);
+    // Fixing them: pin the ID and a branch, shorten the lifetime; the update answers no warnings.
+    let fixed = admin
+        .ok(
+            &format!("{RULES}/{loose_id}"),
+            json!({
+                "match": {"subject_prefix": "repo:acme/app:ref:refs/heads/main", "claims": {"repository_owner_id": "1234"}},
+                "token_lifetime_seconds": 900,
+            }),
+        )
+        .await;
+    assert_eq!(fixed["warnings"], json!([]), "{fixed}");
 
     // org:admin rules: only with the bootstrap (interactive) credential.
     let mut admin_rule = rule_body("admin-rule", &issuer, &boss);
@@ -940,7 +983,11 @@ async fn rules(db: Db) {
         "not_found_error",
         "no such federation rule",
     );
-    assert_eq!(admin.events("platform_federation_rule_created").await.len(), 2);
+    assert_eq!(
+        admin.events("platform_federation_rule_created").await.len(),
+        3,
+        "two rules, and the linted one"
+    );
     assert_eq!(admin.events("platform_federation_rule_archived").await.len(), 1);
     admin.stop().await;
 }
