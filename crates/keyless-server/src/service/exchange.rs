@@ -99,19 +99,29 @@ struct Parties {
     service_account: ServiceAccount,
 }
 
-/// The objects exchanges read, by rule ID, each with the organization's configuration generation it
-/// was read at. A cached entry is used only while the generation in the database is the same, and
-/// every admin change bumps it in its own transaction, so an archive or an update takes effect at
-/// once, on every node; an exchange costs one small read instead of four, and CEL compiles once per
-/// change, not once per exchange.
+/// The objects exchanges read, by rule ID, each stamped with what the configuration was when they were
+/// read. A cached entry is used only while the stamp is current, and every admin change moves it, so an
+/// archive or an update takes effect at once, on every node; CEL compiles once per change, not once
+/// per exchange.
 ///
-/// The generation itself is read through `GenerationReads`: concurrent exchanges share a read that
-/// started after they arrived, so under load one small query serves many exchanges without ever
-/// answering one with a generation read before it arrived.
+/// The stamp is the store's configuration epoch ([`keyless_store::Store::config_epoch`]: in memory,
+/// moved after every committed change here and, on PostgreSQL, on every other node's `NOTIFY`), so an
+/// exchange reads nothing when its rule is cached. When the epoch cannot be trusted (PostgreSQL with its
+/// listener down), the stamp is the organization's configuration generation read from the database,
+/// through `GenerationReads`: concurrent exchanges share a read that started after they arrived.
 #[derive(Default)]
 pub struct PartiesCache {
-    entries: Mutex<HashMap<RuleId, (i64, Arc<Parties>)>>,
+    entries: Mutex<HashMap<RuleId, (Stamp, Arc<Parties>)>>,
     generations: GenerationReads,
+}
+
+/// What a cached entry was read at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stamp {
+    /// The store's in-memory configuration epoch.
+    Epoch(u64),
+    /// The organization's configuration generation, read from the database.
+    Generation(i64),
 }
 
 /// Coalesced reads of an organization's configuration generation.
@@ -152,14 +162,17 @@ impl PartiesCache {
         organization_id: &OrganizationId,
         rule_id: &RuleId,
     ) -> Result<Arc<Parties>, ExchangeError> {
-        let generation = match self.generations.read(state, organization_id).await {
-            Ok(generation) => Some(generation),
-            Err(StoreError::NotFound) => None,
-            Err(error) => return Err(unavailable(error)),
+        let stamp = match state.store.config_epoch() {
+            Some(epoch) => Some(Stamp::Epoch(epoch)),
+            None => match self.generations.read(state, organization_id).await {
+                Ok(generation) => Some(Stamp::Generation(generation)),
+                Err(StoreError::NotFound) => None,
+                Err(error) => return Err(unavailable(error)),
+            },
         };
-        if let (Some(generation), Ok(entries)) = (generation, self.entries.lock())
+        if let (Some(stamp), Ok(entries)) = (stamp, self.entries.lock())
             && let Some((cached_at, parties)) = entries.get(rule_id)
-            && *cached_at == generation
+            && *cached_at == stamp
             && parties.rule.organization_id == *organization_id
         {
             return Ok(Arc::clone(parties));
@@ -183,9 +196,9 @@ impl PartiesCache {
             issuer_record,
             service_account: service_account.to_service_account(),
         });
-        // Read after the generation: at worst newer than it, and then the next read misses.
-        if let (Some(generation), Ok(mut entries)) = (generation, self.entries.lock()) {
-            entries.insert(rule_id.clone(), (generation, Arc::clone(&parties)));
+        // Read after the stamp: at worst newer than it, and then the next lookup misses.
+        if let (Some(stamp), Ok(mut entries)) = (stamp, self.entries.lock()) {
+            entries.insert(rule_id.clone(), (stamp, Arc::clone(&parties)));
         }
         Ok(parties)
     }

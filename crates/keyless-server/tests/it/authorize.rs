@@ -438,3 +438,83 @@ async fn rate_limits_answer_429_with_retry_after_per_key() {
         env.app.stop().await.unwrap();
     }
 }
+
+/// Two nodes on one PostgreSQL database: a revocation made through one is refused by the other as soon
+/// as its `LISTEN` hears the commit's `NOTIFY` (the other node had the key cached), and an archived rule
+/// stops the other node's exchanges the same way.
+#[tokio::test]
+async fn a_change_on_one_node_reaches_the_other_through_notify() {
+    let Some(db) = databases().into_iter().find(|db| *db == crate::harness::Db::Postgres) else {
+        eprintln!("KEYLESS_TEST_POSTGRES_URL is not set: the two-node test needs PostgreSQL");
+        return;
+    };
+    let env = Env::start(db).await;
+    let other = env.second_node().await;
+    let (id, secret) = create_key(&env, json!({"name": "shared"})).await;
+    let on_other = || async {
+        other
+            .http
+            .get(other.url("/v1/authorize"))
+            .header("x-original-uri", "/v1/models")
+            .header("x-api-key", &secret)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    // The other node caches the key (and its rule parties on the exchange side).
+    assert_eq!(on_other().await, 200);
+    assert_eq!(on_other().await, 200);
+    let exchange_on_other = || async {
+        // The other node's own URL is the audience it requires.
+        let mut claims = env.claims();
+        claims["aud"] = json!(other.base_url);
+        let response = other
+            .http
+            .post(other.url("/v1/oauth/token"))
+            .json(&json!({
+                "grant_type": JWT_BEARER,
+                "assertion": env.oidc.mint(&claims),
+                "federation_rule_id": env.rule_id,
+                "organization_id": env.organization_id,
+                "service_account_id": env.service_account_id,
+            }))
+            .send()
+            .await
+            .unwrap();
+        response.status().as_u16()
+    };
+    assert_eq!(exchange_on_other().await, 200);
+
+    let (status, body) = env
+        .app
+        .post_authed(&env.admin, &format!("{API_KEYS}/{id}/archive"), &json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = env
+        .app
+        .post_authed(
+            &env.admin,
+            &format!("/v1/organizations/federation_rules/{}/archive", env.rule_id),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut waited = Duration::ZERO;
+    while on_other().await != 401 || exchange_on_other().await != 400 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the other node still admits the revoked key or the archived rule after 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        waited += Duration::from_millis(10);
+    }
+    eprintln!(
+        "the other node saw both changes after about {} ms of polling",
+        waited.as_millis()
+    );
+    other.stop().await.unwrap();
+    env.app.stop().await.unwrap();
+}

@@ -16,7 +16,7 @@ const SUBJECT: &str = "repo:acme/app:ref:refs/heads/main";
 /// A server with one issuer (discovery), one service account and one rule, and the issuer itself.
 pub(crate) struct Env {
     /// Keeps the data directory (and database) alive while the server runs.
-    _site: Site,
+    site: Site,
     pub(crate) app: TestApp,
     pub(crate) oidc: OidcIssuer,
     pub(crate) admin: String,
@@ -83,7 +83,7 @@ impl Env {
         )
         .await;
         Env {
-            _site: site,
+            site,
             app,
             oidc,
             admin,
@@ -114,6 +114,11 @@ impl Env {
             "nbf": now - 600,
             "exp": now + 300,
         })
+    }
+
+    /// A second server on the same database (a second node, on PostgreSQL).
+    pub(crate) async fn second_node(&self) -> TestApp {
+        crate::harness::spawn_app(&self.site).await
     }
 
     pub(crate) fn token(&self) -> String {
