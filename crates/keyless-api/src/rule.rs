@@ -34,6 +34,9 @@ pub struct FederationRule {
     pub workspace_ids: Vec<String>,
     /// Whether it is enabled in every workspace.
     pub applies_to_all_workspaces: bool,
+    /// `enforce` (mints tokens) or `shadow` (records what it would decide, mints nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
     /// The audit fields.
     #[serde(flatten)]
     pub audit: Audit,
@@ -125,6 +128,9 @@ pub struct CreateFederationRule {
     /// `true`: every workspace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applies_to_all_workspaces: Option<bool>,
+    /// `enforce` (the server's default) or `shadow`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
 }
 
 /// `POST /v1/organizations/federation_rules/{id}`: a partial update; `match` and `target` are
@@ -163,6 +169,9 @@ pub struct UpdateFederationRule {
     /// Every workspace (`true`), or back to a list (`false`, with one of the other two).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applies_to_all_workspaces: Option<bool>,
+    /// `enforce` or `shadow`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
 }
 
 /// One workspace a rule is enabled in (`type: federation_rule_workspace`).

@@ -141,6 +141,9 @@ rejection_codes! {
         "the federation rule is not enabled in the requested workspace";
     /// The requested scope is malformed, or nothing remains of it.
     InvalidScope = "invalid_scope", InvalidScope, "the requested scope is invalid or not granted";
+    /// The rule is in shadow mode: it records what it would decide and never mints.
+    RuleInShadowMode = "rule_in_shadow_mode", InvalidGrant,
+        "the federation rule is in shadow mode: it records what it would decide and never issues tokens";
 }
 
 /// What failed, for the activity feed: never shown to the caller.

@@ -208,6 +208,38 @@ pub struct RuleSpec {
     pub token_lifetime: TokenLifetime,
     /// The workspaces it is enabled in.
     pub workspaces: RuleWorkspaces,
+    /// `mode`: enforce (the default) or shadow.
+    pub mode: RuleMode,
+}
+
+/// Whether a rule mints tokens (`enforce`) or only records what it would decide (`shadow`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum RuleMode {
+    /// Matching exchanges get tokens.
+    #[default]
+    Enforce,
+    /// Exchanges through it are evaluated in full and recorded as would-allow or would-deny, and
+    /// refused with `rule_in_shadow_mode`: nothing is minted and no `jti` is burned.
+    Shadow,
+}
+
+impl RuleMode {
+    /// The wire name: `enforce` or `shadow`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Enforce => "enforce",
+            Self::Shadow => "shadow",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(text: &str) -> Result<Self, RuleError> {
+        match text {
+            "enforce" => Ok(Self::Enforce),
+            "shadow" => Ok(Self::Shadow),
+            _ => Err(RuleError::invalid("mode", "must be `enforce` or `shadow`")),
+        }
+    }
 }
 
 /// A stored federation rule.
@@ -282,6 +314,9 @@ pub struct RuleDraft {
     /// `applies_to_all_workspaces`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applies_to_all_workspaces: Option<bool>,
+    /// `mode`: `enforce` (absent) or `shadow`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
 }
 
 /// Why a rule is refused at write time. Every message starts with the field it is about.
@@ -371,6 +406,7 @@ impl RuleDraft {
             self.applies_to_all_workspaces.unwrap_or(false),
             default_workspace_id,
         )?;
+        let mode = self.mode.as_deref().map_or(Ok(RuleMode::Enforce), RuleMode::parse)?;
         Ok(RuleSpec {
             name,
             description: self.description,
@@ -380,6 +416,7 @@ impl RuleDraft {
             oauth_scope,
             token_lifetime,
             workspaces,
+            mode,
         })
     }
 }

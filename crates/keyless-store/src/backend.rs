@@ -66,6 +66,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "api keys and usage",
         include_str!("../migrations/sqlite/0003_api_keys_and_usage.sql"),
     ),
+    (4, "rule mode", include_str!("../migrations/sqlite/0004_rule_mode.sql")),
 ];
 /// The PostgreSQL migrations, in order: `(version, description, sql)`.
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -79,6 +80,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "api keys and usage",
         include_str!("../migrations/postgres/0003_api_keys_and_usage.sql"),
+    ),
+    (
+        4,
+        "rule mode",
+        include_str!("../migrations/postgres/0004_rule_mode.sql"),
     ),
 ];
 

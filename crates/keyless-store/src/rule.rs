@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use keyless_core::id::{IssuerId, OrganizationId, RuleId, ServiceAccountId, WorkspaceId};
 use keyless_core::lifetime::TokenLifetime;
 use keyless_core::name::Name;
-use keyless_core::rule::{MatchDraft, RuleWorkspaces};
+use keyless_core::rule::{MatchDraft, RuleMode, RuleWorkspaces};
 use keyless_core::scope::ScopeSet;
 
 use crate::audit::{self, Audit};
@@ -50,6 +50,8 @@ pub struct RuleRecord {
     pub token_lifetime: TokenLifetime,
     /// The workspaces it is enabled in.
     pub workspaces: RuleWorkspaces,
+    /// Enforce or shadow.
+    pub mode: RuleMode,
     /// Who created, updated and archived it, and when.
     pub audit: Audit,
 }
@@ -67,7 +69,7 @@ macro_rules! columns {
     () => {
         "id, organization_id, name, description, issuer_id, match_block, service_account_id, oauth_scope, \
          token_lifetime_seconds, applies_to_all_workspaces, created_at, created_by_actor_id, updated_at, \
-         updated_by_actor_id, archived_at, archived_by_actor_id"
+         updated_by_actor_id, archived_at, archived_by_actor_id, mode"
     };
 }
 
@@ -91,6 +93,7 @@ fn decode(row: &dyn Row) -> Result<RuleRecord, StoreError> {
         } else {
             RuleWorkspaces::Listed(BTreeSet::new())
         },
+        mode: row.parsed("mode", RuleMode::parse)?,
         audit: Audit::decode(row)?,
     })
 }
@@ -171,7 +174,7 @@ impl Tx {
         let query = Query::new(concat!(
             "INSERT INTO federation_rules (",
             columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
         ))
         .arg(rule.id.as_str())
         .arg(rule.organization_id.as_str())
@@ -188,7 +191,8 @@ impl Tx {
         .arg(rule.audit.updated_at)
         .arg(rule.audit.updated_by_actor_id.as_str())
         .arg(rule.audit.archived_at)
-        .arg(rule.audit.archived_by_actor_id.as_deref());
+        .arg(rule.audit.archived_by_actor_id.as_deref())
+        .arg(rule.mode.as_str());
         let mut conn = self.conn();
         conn.execute(&query).await?;
         insert_workspaces(&mut conn, rule).await
@@ -199,14 +203,14 @@ impl Tx {
         get(&mut self.conn(), organization_id, id).await
     }
 
-    /// Writes a rule's `name`, `description`, `match`, target, `oauth_scope`, `token_lifetime_seconds`,
+    /// Writes a rule's `name`, `description`, `match`, target, `oauth_scope`, `token_lifetime_seconds`, `mode`,
     /// workspaces (replaced whole) and `updated_*` columns; the issuer is immutable.
     pub async fn rule_update(&mut self, rule: &RuleRecord) -> Result<(), StoreError> {
         let match_block = match_json(rule)?;
         let query = Query::new(
             "UPDATE federation_rules SET name = $3, description = $4, match_block = $5, service_account_id = $6, \
              oauth_scope = $7, token_lifetime_seconds = $8, applies_to_all_workspaces = $9, updated_at = $10, \
-             updated_by_actor_id = $11 WHERE organization_id = $1 AND id = $2",
+             updated_by_actor_id = $11, mode = $12 WHERE organization_id = $1 AND id = $2",
         )
         .arg(rule.organization_id.as_str())
         .arg(rule.id.as_str())
@@ -218,7 +222,8 @@ impl Tx {
         .arg(rule.token_lifetime.seconds())
         .arg(matches!(rule.workspaces, RuleWorkspaces::All))
         .arg(rule.audit.updated_at)
-        .arg(rule.audit.updated_by_actor_id.as_str());
+        .arg(rule.audit.updated_by_actor_id.as_str())
+        .arg(rule.mode.as_str());
         let mut conn = self.conn();
         if conn.execute(&query).await? == 0 {
             return Err(StoreError::NotFound);

@@ -112,6 +112,7 @@ const RULE_CREATE: &[Field] = &[
     ("oauth_scope", Type::String, false),
     ("token_lifetime_seconds", Type::Integer, false),
     ("workspace_id", Type::String, false),
+    ("mode", Type::String, false),
 ];
 const RULE_UPDATE: &[Field] = &[
     ("name", Type::String, false),
@@ -121,6 +122,7 @@ const RULE_UPDATE: &[Field] = &[
     ("target", Type::Object, false),
     ("oauth_scope", Type::String, false),
     ("token_lifetime_seconds", Type::Integer, false),
+    ("mode", Type::String, false),
 ];
 const RULE_WORKSPACE: &[Field] = &[("workspace_id", Type::String, true)];
 const TOKEN_REQUEST: &[Field] = &[

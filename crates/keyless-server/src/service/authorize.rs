@@ -524,7 +524,7 @@ mod tests {
     #[test]
     fn a_bucket_admits_its_burst_then_its_rate() {
         let mut limiter = Limiter::default();
-        let start = Instant::now();
+        let start = crate::clock::monotonic();
         let rate = Rate {
             per_second: 10.0,
             burst: 3,
@@ -546,7 +546,7 @@ mod tests {
     #[test]
     fn a_refusal_takes_from_no_bucket() {
         let mut limiter = Limiter::default();
-        let start = Instant::now();
+        let start = crate::clock::monotonic();
         let roomy = Rate {
             per_second: 1000.0,
             burst: 1000,

@@ -496,6 +496,7 @@ impl AdminRule {
             workspace_id: None,
             workspace_ids: None,
             applies_to_all_workspaces: None,
+            mode: None,
         }
     }
 

@@ -27,7 +27,7 @@ use keyless_core::exchange::{self, ExchangeContext, ExchangeRequest, Grant};
 use keyless_core::id::{IssuerId, OrganizationId, RuleId, ServiceAccountId, WorkspaceSelector};
 use keyless_core::issuer::Issuer;
 use keyless_core::rejection::{Rejection, RejectionCode};
-use keyless_core::rule::{Rule, RuleSpec, RuleWorkspaces};
+use keyless_core::rule::{Rule, RuleMode, RuleSpec, RuleWorkspaces};
 use keyless_core::scope::ScopeSet;
 use keyless_core::service_account::ServiceAccount;
 use keyless_jose::Limits;
@@ -45,6 +45,8 @@ use crate::state::AppState;
 
 /// The activity type of every exchange attempt.
 pub const ACTIVITY_TYPE: &str = "platform_federated_authentication";
+/// The activity type of an exchange through a rule in shadow mode: what it would have decided.
+pub const SHADOW_ACTIVITY_TYPE: &str = "platform_federated_authentication_shadow";
 /// The largest claim set of an unverified token kept in the activity feed (serialized bytes); a larger
 /// one keeps only its registered claims.
 pub const MAX_UNVERIFIED_CLAIMS_BYTES: usize = 4096;
@@ -227,6 +229,7 @@ fn compile(record: RuleRecord) -> Result<Rule, Rejection> {
             oauth_scope: record.oauth_scope,
             token_lifetime: record.token_lifetime,
             workspaces: record.workspaces,
+            mode: record.mode,
         },
     })
 }
@@ -235,6 +238,8 @@ fn compile(record: RuleRecord) -> Result<Rule, Rejection> {
 #[derive(Clone)]
 struct Trace {
     event_data: Map<String, Value>,
+    /// Whether the rule is in shadow mode (known once the rule is read).
+    shadow: bool,
 }
 
 impl Trace {
@@ -249,7 +254,10 @@ impl Trace {
         event_data.insert("requested_scope".to_owned(), json!(request.scope));
         event_data.insert("issuer_id".to_owned(), Value::Null);
         event_data.insert("oidc_token".to_owned(), Value::Null);
-        let mut trace = Trace { event_data };
+        let mut trace = Trace {
+            event_data,
+            shadow: false,
+        };
         if let Some(assertion) = &request.assertion {
             trace.record_unverified(assertion, &Limits::default());
         }
@@ -297,6 +305,11 @@ impl Trace {
     }
 
     fn event(self, state: &AppState, request_id: &str, now: i64, status: Value) -> Activity {
+        let activity_type = if self.shadow {
+            SHADOW_ACTIVITY_TYPE
+        } else {
+            ACTIVITY_TYPE
+        };
         let rule_id = self
             .event_data
             .get("federation_rule_id")
@@ -309,7 +322,7 @@ impl Trace {
             .map(str::to_owned);
         Activity {
             organization_id: state.organization_id.clone(),
-            activity_type: ACTIVITY_TYPE.to_owned(),
+            activity_type: activity_type.to_owned(),
             actor_id: actor,
             resource_id: rule_id,
             request_id: Some(request_id.to_owned()),
@@ -336,7 +349,11 @@ pub async fn exchange(
     now: i64,
 ) -> Result<IssuedToken, ExchangeError> {
     let mut trace = Trace::new(&request);
-    match attempt(state, &request, &mut trace, now).await {
+    let outcome = attempt(state, &request, &mut trace, now).await;
+    if trace.shadow {
+        return Err(record_shadow(state, trace, outcome, request_id, now).await);
+    }
+    match outcome {
         Ok((grant, issuer_id)) => grant_and_record(state, grant, issuer_id, trace, request_id, now).await,
         Err(ExchangeError::Rejected(rejection)) => Err(record_refusal(state, trace, rejection, request_id, now).await),
         Err(error) => Err(error),
@@ -368,6 +385,49 @@ async fn record_refusal(
     }
 }
 
+/// Records what a rule in shadow mode would have decided (`would_allow` with the grant, or
+/// `would_deny` with the rejection and its detail) and refuses with `rule_in_shadow_mode`: nothing is
+/// minted and no `jti` is burned, so the same token still works through an enforcing rule.
+async fn record_shadow(
+    state: &AppState,
+    trace: Trace,
+    outcome: Result<(Grant, IssuerId), ExchangeError>,
+    request_id: &str,
+    now: i64,
+) -> ExchangeError {
+    let status = match &outcome {
+        Ok((grant, _)) => json!({
+            "outcome": "would_allow",
+            "reason": Value::Null,
+            "scope": grant.scope.to_string(),
+            "service_account_id": grant.service_account_id.as_str(),
+            "workspace_id": grant.workspace_id.as_str(),
+            "expires_in": grant.expires_at - now,
+        }),
+        Err(ExchangeError::Rejected(rejection)) => json!({
+            "outcome": "would_deny",
+            "reason": rejection.code().as_str(),
+            "message": rejection.message(),
+            "detail": rejection.detail(),
+        }),
+        // The server failed: nothing was decided, so nothing is recorded as a verdict.
+        Err(_) => return outcome.err().unwrap_or_else(|| unavailable("shadow evaluation")),
+    };
+    match state
+        .recorder
+        .record(Entry::Event(trace.event(state, request_id, now, status)))
+        .await
+    {
+        Ok(_) => rejected(Rejection::new(
+            RejectionCode::RuleInShadowMode,
+            "rule.mode",
+            Some(Value::from("enforce")),
+            Some(Value::from("shadow")),
+        )),
+        Err(error) => unavailable(error),
+    }
+}
+
 /// Everything up to the decision.
 async fn attempt(
     state: &AppState,
@@ -388,6 +448,7 @@ async fn attempt(
         .get(state, &request.organization_id, &request.federation_rule_id)
         .await?;
     trace.set("issuer_id", Value::from(parties.rule.spec.issuer_id.as_str()));
+    trace.shadow = parties.rule.spec.mode == RuleMode::Shadow;
     let Parties {
         rule,
         issuer_record,

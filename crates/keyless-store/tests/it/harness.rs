@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use keyless_core::id::{IssuerId, OrganizationId, RuleId, ServiceAccountId, WorkspaceId};
 use keyless_core::lifetime::TokenLifetime;
 use keyless_core::name::Name;
-use keyless_core::rule::{MatchDraft, RuleWorkspaces};
+use keyless_core::rule::{MatchDraft, RuleMode, RuleWorkspaces};
 use keyless_core::scope::ScopeSet;
 use keyless_core::service_account::OrganizationRole;
 use keyless_store::Store;
@@ -290,6 +290,7 @@ pub(crate) fn rule(
         oauth_scope: ScopeSet::default_grant(),
         token_lifetime: TokenLifetime::new(600).unwrap(),
         workspaces: RuleWorkspaces::Listed([org.default_workspace.clone()].into()),
+        mode: RuleMode::Enforce,
         audit: Audit::created(at, ADMIN),
     }
 }

@@ -114,6 +114,10 @@ struct RuleArgs {
     /// Enable it in every workspace.
     #[arg(long, env = "KEYLESS_RULES_ALL_WORKSPACES")]
     all_workspaces: bool,
+    /// `enforce` (mint tokens; the server's default) or `shadow` (record would-allow/would-deny events
+    /// for exchanges through it, mint nothing).
+    #[arg(long, env = "KEYLESS_RULES_MODE", value_name = "MODE", value_parser = ["enforce", "shadow"])]
+    mode: Option<String>,
     /// The request body as JSON (`-` reads stdin); flags override its fields.
     #[arg(long, env = "KEYLESS_RULES_FROM_FILE", value_name = "FILE")]
     from_file: Option<PathBuf>,
@@ -206,6 +210,7 @@ impl RuleArgs {
         if self.all_workspaces {
             body.set("applies_to_all_workspaces", Some(Value::Bool(true)));
         }
+        body.set("mode", json(self.mode.clone()));
         Ok(body)
     }
 }

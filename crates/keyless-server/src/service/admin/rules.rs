@@ -75,6 +75,9 @@ pub struct RuleUpdate {
     /// `applies_to_all_workspaces`.
     #[serde(default)]
     pub applies_to_all_workspaces: Option<bool>,
+    /// `mode`: `enforce` or `shadow`.
+    #[serde(default)]
+    pub mode: Option<String>,
 }
 
 /// `POST …/federation_rules/{id}/workspaces`.
@@ -118,6 +121,7 @@ pub fn view(rule: &RuleRecord) -> Value {
     };
     view.insert("workspace_ids".to_owned(), json!(listed));
     view.insert("applies_to_all_workspaces".to_owned(), Value::from(all));
+    view.insert("mode".to_owned(), Value::from(rule.mode.as_str()));
     audit_fields(&mut view, &rule.audit);
     Value::Object(view)
 }
@@ -260,6 +264,7 @@ fn record_of(ctx: &Ctx<'_>, id: RuleId, spec: RuleSpec, r#match: MatchDraft, aud
         oauth_scope: spec.oauth_scope,
         token_lifetime: spec.token_lifetime,
         workspaces: spec.workspaces,
+        mode: spec.mode,
         audit,
     }
 }
@@ -362,6 +367,7 @@ fn merged(rule: &RuleRecord, body: RuleUpdate) -> Result<RuleDraft, AdminError> 
         workspace_id,
         workspace_ids,
         applies_to_all_workspaces,
+        mode: Some(body.mode.unwrap_or_else(|| rule.mode.as_str().to_owned())),
     })
 }
 
