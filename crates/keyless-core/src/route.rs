@@ -285,7 +285,7 @@ pub fn canonical_path(target: &str) -> Result<String, PathError> {
                     .ok_or(PathError::Encoding)?;
                 if decoded.is_ascii_alphanumeric() || matches!(decoded, b'-' | b'.' | b'_' | b'~') {
                     out.push(char::from(decoded));
-                } else if matches!(decoded, b'/' | b'\\') || decoded < 0x20 || decoded >= 0x7F {
+                } else if matches!(decoded, b'/' | b'\\') || !(0x20..0x7F).contains(&decoded) {
                     return Err(PathError::Encoding);
                 } else {
                     // A reserved character stays encoded, in upper case (RFC 3986 §6.2.2.1).

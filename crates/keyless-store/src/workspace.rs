@@ -176,12 +176,14 @@ impl Tx {
         )
         .arg(organization_id.as_str())
         .arg(id.as_str());
-        let mut conn = self.conn();
-        let rule_ids = conn.fetch_all(&rules, |row| row.parsed("id", RuleId::parse)).await?;
-        let service_account_ids = conn
-            .fetch_all(&memberships, |row| row.parsed("id", ServiceAccountId::parse))
-            .await?;
-        drop(conn);
+        let (rule_ids, service_account_ids) = {
+            let mut conn = self.conn();
+            let rule_ids = conn.fetch_all(&rules, |row| row.parsed("id", RuleId::parse)).await?;
+            let service_account_ids = conn
+                .fetch_all(&memberships, |row| row.parsed("id", ServiceAccountId::parse))
+                .await?;
+            (rule_ids, service_account_ids)
+        };
         let api_key_ids = self.api_keys_of_workspace(organization_id, id).await?;
         Ok(WorkspaceReferences {
             rule_ids,
