@@ -41,7 +41,7 @@ use crate::service::keys::{KeyEncryptionKey, KeyError};
 use crate::service::authorize::Authorizer;
 use crate::service::recorder::Recorder;
 use crate::service::request_log::RequestLog;
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 
 /// Why the server stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -120,7 +120,7 @@ pub async fn run(
     };
     let issuer_keys = Arc::new(IssuerKeys::new(config.jwks, url_policy));
     let poller_keys = Arc::clone(&issuer_keys);
-    let state = AppState {
+    let state = AppState::new(Shared {
         store: store.clone(),
         organization_id: organization.id.clone(),
         default_workspace_id: organization.default_workspace_id.clone(),
@@ -132,7 +132,7 @@ pub async fn run(
         issuer_keys,
         authorizer: Arc::new(Authorizer::new(config.authorize)),
         request_log,
-    };
+    });
     let address = listener.local_addr().map_err(|source| ServeError::Io {
         context: "reading the bound address".to_owned(),
         source,
@@ -195,7 +195,7 @@ pub async fn bootstrap_admin_rule(
         // Nothing is recorded through the recorder here; its writer ends once the state is dropped.
         let (recorder, writer) = Recorder::start(store.clone());
         let (request_log, request_writer) = RequestLog::start(store.clone(), 1);
-        let state = AppState {
+        let state = AppState::new(Shared {
             store: store.clone(),
             organization_id: organization.id.clone(),
             default_workspace_id: organization.default_workspace_id.clone(),
@@ -207,7 +207,7 @@ pub async fn bootstrap_admin_rule(
             issuer_keys: Arc::new(IssuerKeys::new(config.jwks, url_policy)),
             authorizer: Arc::new(Authorizer::new(config.authorize)),
             request_log,
-        };
+        });
         let outcome = bootstrap::admin_rule(&state, &admin_rule, now).await;
         drop(state);
         if writer.await.is_err() || request_writer.await.is_err() {
