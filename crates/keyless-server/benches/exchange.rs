@@ -30,14 +30,16 @@
     missing_docs
 )]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod load;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use keyless_jose::{Algorithm, SigningKey};
 use serde_json::{Value, json};
+
+use load::{Server, env_or, mint_tokens, ms, now, percentiles, process_cpu, set_up};
 
 /// The allocator the `keyless` binary ships with, so the server measured here is the one users run.
 #[global_allocator]
@@ -46,26 +48,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// The most open-loop requests in flight (and connections), see the module docs.
 const OPEN_LOOP_CONNECTIONS: usize = 256;
 
-const CHILD_ENV: &str = "KEYLESS_BENCH_SERVER_DIR";
-const KEK: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-
 fn main() {
-    if let Ok(dir) = std::env::var(CHILD_ENV) {
-        serve_child(&dir);
+    if let Ok(dir) = std::env::var(load::CHILD_ENV) {
+        load::serve_child(&dir);
         return;
     }
     // `cargo bench` passes `--bench`; anything else (a filter) is ignored.
     let seconds: u64 = env_or("KEYLESS_BENCH_SECONDS", 10);
     let concurrency: usize = env_or("KEYLESS_BENCH_CONCURRENCY", 64);
-    let postgres = std::env::var("KEYLESS_TEST_POSTGRES_URL").ok();
-    let databases = std::env::var("KEYLESS_BENCH_DATABASES").unwrap_or_else(|_| {
-        if postgres.is_some() {
-            "sqlite,postgres"
-        } else {
-            "sqlite"
-        }
-        .to_owned()
-    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -74,25 +64,10 @@ fn main() {
     let floor = crypto_floor(&key);
     println!("crypto floor (RS256 verify + token generation, one core): {floor:.1} µs per exchange");
     let mut rows = Vec::new();
-    for database in databases.split(',').map(str::trim).filter(|name| !name.is_empty()) {
-        let pg_url = match database {
-            "sqlite" => None,
-            "postgres" => Some(create_pg_database(
-                postgres.as_deref().expect("KEYLESS_TEST_POSTGRES_URL"),
-            )),
-            other => panic!("unknown database {other:?}"),
-        };
-        let row = runtime.block_on(run_database(
-            database,
-            pg_url.as_ref().map(|(url, _)| url.as_str()),
-            &key,
-            seconds,
-            concurrency,
-            floor,
-        ));
-        if let Some((_, name)) = pg_url {
-            drop_pg_database(postgres.as_deref().unwrap(), &name);
-        }
+    for database in load::databases() {
+        let row = load::with_database(&database, |pg_url| {
+            runtime.block_on(run_database(&database, pg_url, &key, seconds, concurrency, floor))
+        });
         rows.push(row);
     }
     println!();
@@ -103,208 +78,6 @@ fn main() {
     for row in rows {
         println!("{row}");
     }
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// Server mode: serve from the data directory until stdin closes; print the bound address first.
-fn serve_child(dir: &str) {
-    use keyless_server::config::{Config, RawConfig, RawKeys};
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let mut raw = RawConfig {
-            listen: Some(address.to_string()),
-            data_dir: Some(dir.into()),
-            ..RawConfig::default()
-        };
-        if let Ok(url) = std::env::var("KEYLESS_BENCH_DATABASE_URL") {
-            raw.database_url = Some(url.into());
-            raw.keys = RawKeys {
-                encryption_key: Some(KEK.to_owned().into()),
-                encryption_key_file: None,
-            };
-        }
-        let config = Config::from_raw(raw).unwrap();
-        println!("LISTENING {address}");
-        let shutdown = async {
-            // The parent closes our stdin to stop us.
-            let _ = tokio::task::spawn_blocking(|| {
-                let mut line = String::new();
-                let _ = std::io::stdin().read_line(&mut line);
-            })
-            .await;
-        };
-        keyless_server::run(config, listener, shutdown).await.unwrap();
-    });
-}
-
-struct Server {
-    child: Child,
-    base_url: String,
-    admin_token: String,
-    organization_id: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start(pg_url: Option<&str>) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let data_dir = dir.path().join("data");
-        let mut command = Command::new(std::env::current_exe().unwrap());
-        command
-            .env(CHILD_ENV, &data_dir)
-            .env("RUST_LOG", "error")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        if let Some(url) = pg_url {
-            command.env("KEYLESS_BENCH_DATABASE_URL", url);
-        }
-        let mut child = command.spawn().unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let address = line
-            .trim()
-            .strip_prefix("LISTENING ")
-            .expect("the server prints its address")
-            .to_owned();
-        // The address is printed before the server opens its storage: wait for the bootstrap file.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let bootstrap: Value = loop {
-            let read = std::fs::read_to_string(data_dir.join("bootstrap.json")).ok();
-            if let Some(bootstrap) = read.and_then(|text| serde_json::from_str(&text).ok()) {
-                break bootstrap;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the server wrote no bootstrap.json within 60 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        Server {
-            child,
-            base_url: format!("http://{address}"),
-            admin_token: bootstrap["admin_token"].as_str().unwrap().to_owned(),
-            organization_id: bootstrap["organization_id"].as_str().unwrap().to_owned(),
-            _dir: dir,
-        }
-    }
-
-    /// User plus system CPU time of the server process so far.
-    fn cpu(&self) -> Duration {
-        process_cpu(&self.child.id().to_string())
-    }
-
-    fn stop(mut self) {
-        drop(self.child.stdin.take());
-        let _ = self.child.wait();
-    }
-}
-
-async fn admin_post(http: &reqwest::Client, server: &Server, path: &str, body: Value) -> Value {
-    let response = http
-        .post(format!("{}{path}", server.base_url))
-        .bearer_auth(&server.admin_token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
-    assert!(status.is_success(), "POST {path}: {status} {body}");
-    body
-}
-
-/// The issuer, service account and rule the load exchanges through; returns the request template.
-async fn set_up(http: &reqwest::Client, server: &Server, key: &SigningKey) -> Value {
-    let issuer = admin_post(
-        http,
-        server,
-        "/v1/organizations/federation_issuers",
-        json!({
-            "name": "bench-issuer",
-            "issuer_url": "https://bench.example.com",
-            "jwks": { "type": "inline", "keys": [key.public_jwk()] },
-        }),
-    )
-    .await;
-    let account = admin_post(
-        http,
-        server,
-        "/v1/organizations/service_accounts",
-        json!({ "name": "bench-workload" }),
-    )
-    .await;
-    let rule = admin_post(
-        http,
-        server,
-        "/v1/organizations/federation_rules",
-        json!({
-            "name": "bench-rule",
-            "issuer_id": issuer["id"],
-            "match": { "subject_prefix": "system:serviceaccount:bench:*" },
-            "target": { "type": "service_account", "service_account_id": account["id"] },
-            "token_lifetime_seconds": 600,
-        }),
-    )
-    .await;
-    json!({
-        "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
-        "federation_rule_id": rule["id"],
-        "organization_id": server.organization_id,
-    })
-}
-
-fn now() -> i64 {
-    i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()).unwrap()
-}
-
-/// `count` RS256 subject tokens, each with its own `jti`, signed on every core.
-fn mint_tokens(key: &SigningKey, audience: &str, count: usize) -> Vec<String> {
-    let threads = std::thread::available_parallelism().map_or(2, usize::from);
-    let per_thread = count.div_ceil(threads);
-    let now = now();
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|thread| {
-                scope.spawn(move || {
-                    (0..per_thread)
-                        .map(|index| {
-                            let claims = json!({
-                                "iss": "https://bench.example.com",
-                                "sub": format!("system:serviceaccount:bench:worker-{thread}"),
-                                "aud": [audience],
-                                "iat": now,
-                                "exp": now + 3000,
-                                "jti": format!("{thread}-{index}"),
-                            });
-                            key.sign_jwt(claims.as_object().unwrap()).unwrap()
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles.into_iter().flat_map(|handle| handle.join().unwrap()).collect()
-    })
-}
-
-/// User plus system CPU time of process `pid` (or `self`) so far.
-fn process_cpu(pid: &str) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the parenthesised command name; utime and stime are the 14th and 15th fields.
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    // Linux reports in USER_HZ, 100 per second on every mainstream configuration.
-    Duration::from_millis(ticks * 10)
 }
 
 struct Row {
@@ -340,10 +113,6 @@ impl std::fmt::Display for Row {
     }
 }
 
-fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1e3
-}
-
 async fn run_database(
     database: &str,
     pg_url: Option<&str>,
@@ -357,7 +126,7 @@ async fn run_database(
         .pool_max_idle_per_host(concurrency.max(OPEN_LOOP_CONNECTIONS))
         .build()
         .unwrap();
-    let template = Arc::new(set_up(&http, &server, key).await);
+    let template = Arc::new(set_up(&http, &server, key, None).await);
     // Enough tokens for a closed loop at up to 15,000/s plus the open loop.
     let budget = usize::try_from(seconds).unwrap() * 15_000 * 2;
     eprintln!("{database}: minting {budget} RS256 subject tokens…");
@@ -408,14 +177,6 @@ async fn run_database(
         load_cpu_per_exchange: load_cpu / u32::try_from(completed.max(1)).unwrap(),
         floor_us,
     }
-}
-
-fn percentiles(sorted: &[Duration]) -> (Duration, Duration) {
-    if sorted.is_empty() {
-        return (Duration::ZERO, Duration::ZERO);
-    }
-    let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
-    (at(0.5), at(0.99))
 }
 
 async fn exchange_once(
@@ -534,24 +295,4 @@ fn crypto_floor(key: &SigningKey) -> f64 {
     }
     samples.sort_by(f64::total_cmp);
     samples[samples.len() / 2]
-}
-
-fn create_pg_database(admin_url: &str) -> (String, String) {
-    let name = format!("keyless_bench_{}", std::process::id());
-    psql(admin_url, &format!("DROP DATABASE IF EXISTS {name}"));
-    psql(admin_url, &format!("CREATE DATABASE {name}"));
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    (format!("{base}/{name}"), name)
-}
-
-fn drop_pg_database(admin_url: &str, name: &str) {
-    psql(admin_url, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-}
-
-fn psql(url: &str, sql: &str) {
-    let status = Command::new("psql")
-        .args([url, "-v", "ON_ERROR_STOP=1", "-qc", sql])
-        .status()
-        .unwrap();
-    assert!(status.success(), "psql {sql}");
 }

@@ -44,7 +44,7 @@ use crate::service::jwks::source::UrlPolicy;
 use crate::service::keys::{KeyEncryptionKey, KeyError};
 use crate::service::recorder::Recorder;
 use crate::service::request_log::RequestLog;
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 
 /// Why the server stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +136,7 @@ pub async fn run(
         }
         None => None,
     };
-    let state = AppState {
+    let state = AppState::new(Shared {
         store: store.clone(),
         organization_id: organization.id.clone(),
         default_workspace_id: organization.default_workspace_id.clone(),
@@ -149,7 +149,7 @@ pub async fn run(
         authorizer: Arc::new(Authorizer::new(config.authorize)),
         request_log,
         upstream,
-    };
+    });
     let address = listener.local_addr().map_err(|source| ServeError::Io {
         context: "reading the bound address".to_owned(),
         source,
@@ -218,7 +218,7 @@ pub async fn bootstrap_admin_rule(
         // Nothing is recorded through the recorder here; its writer ends once the state is dropped.
         let (recorder, writer) = Recorder::start(store.clone());
         let (request_log, request_writer) = RequestLog::start(store.clone(), 1);
-        let state = AppState {
+        let state = AppState::new(Shared {
             store: store.clone(),
             organization_id: organization.id.clone(),
             default_workspace_id: organization.default_workspace_id.clone(),
@@ -231,7 +231,7 @@ pub async fn bootstrap_admin_rule(
             authorizer: Arc::new(Authorizer::new(config.authorize)),
             request_log,
             upstream: None,
-        };
+        });
         let outcome = bootstrap::admin_rule(&state, &admin_rule, now).await;
         drop(state);
         if writer.await.is_err() || request_writer.await.is_err() {

@@ -14,9 +14,30 @@ use crate::service::jwks::source::UrlPolicy;
 use crate::service::recorder::Recorder;
 use crate::service::request_log::RequestLog;
 
-/// What handlers need.
+/// What handlers need: the [`Shared`] fields behind one `Arc`, reached through `Deref`. axum clones the
+/// state for every request that extracts it; cloning the fields themselves (two connection pools, two ID
+/// strings, a queue sender, several `Arc`s) and dropping them again was ~6 % of the server's samples
+/// under `/v1/authorize` load.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// The state of `shared`.
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The fields of [`AppState`].
+pub struct Shared {
     /// The database.
     pub store: Store,
     /// The organization this server serves.

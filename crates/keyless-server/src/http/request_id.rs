@@ -31,10 +31,33 @@ fn new_id() -> String {
     let mut bytes = [0u8; 12];
     // An all-zero ID on RNG failure still answers the request; IDs are for correlation, not secrecy.
     let _ = SystemRandom::new().fill(&mut bytes);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut id = String::with_capacity(4 + 24);
     id.push_str("req_");
     for byte in bytes {
-        id.push_str(&format!("{byte:02x}"));
+        // A nibble indexes the 16-entry table; no `format!` (an allocation) per byte.
+        for nibble in [byte >> 4, byte & 0xf] {
+            id.push(char::from(HEX.get(usize::from(nibble)).copied().unwrap_or(b'0')));
+        }
     }
     id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_req_and_24_lowercase_hex_digits_and_differ() {
+        let (first, second) = (new_id(), new_id());
+        for id in [&first, &second] {
+            let hex = id.strip_prefix("req_").unwrap_or_default();
+            assert_eq!(hex.len(), 24, "{id}");
+            assert!(
+                hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+                "{id}"
+            );
+        }
+        assert_ne!(first, second);
+    }
 }
