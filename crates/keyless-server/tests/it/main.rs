@@ -24,5 +24,6 @@ mod providers;
 mod proxy;
 mod rejections;
 mod serve;
+mod simulate;
 mod well_known;
 mod workspaces;
