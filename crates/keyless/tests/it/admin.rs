@@ -877,9 +877,9 @@ fn rules_simulate_prints_every_check_and_the_verdict() {
     assert_eq!(granted.code, Some(0), "{granted:#?}");
     assert!(granted.stdout.starts_with("signature: verified\n"), "{granted:#?}");
     assert!(
-        granted
-            .stdout
-            .contains(&format!("deploy ({rule_id}): would grant workspace:developer for 600 s\n")),
+        granted.stdout.contains(&format!(
+            "deploy ({rule_id}): would grant workspace:developer for 600 s\n"
+        )),
         "{granted:#?}"
     );
     let subject_row = granted
@@ -890,13 +890,22 @@ fn rules_simulate_prints_every_check_and_the_verdict() {
     let cells: Vec<&str> = subject_row.split_whitespace().collect();
     assert_eq!(
         cells,
-        ["✓", "match.subject_prefix", "repo:acme/app:*", "repo:acme/app:ref:refs/heads/main", "-"]
+        [
+            "✓",
+            "match.subject_prefix",
+            "repo:acme/app:*",
+            "repo:acme/app:ref:refs/heads/main",
+            "-"
+        ]
     );
     assert!(!granted.stdout.contains('✗'), "{granted:#?}");
     assert!(!granted.stdout.contains(&token) && !granted.stderr.contains(&token));
 
     // The same token from stdin.
-    let stdin = app.cli_stdin(&["rules", "simulate", "--rule", rule_id, "--token", "-", "-o", "json"], &token);
+    let stdin = app.cli_stdin(
+        &["rules", "simulate", "--rule", rule_id, "--token", "-", "-o", "json"],
+        &token,
+    );
     let answer = stdin.json();
     assert_eq!(answer["verified"], json!(true));
     assert_eq!(answer["results"][0]["verdict"], json!("would_grant"));
@@ -916,7 +925,10 @@ fn rules_simulate_prints_every_check_and_the_verdict() {
         claims_file.to_str().unwrap(),
     ]);
     assert_eq!(rejected.code, Some(0), "{rejected:#?}");
-    assert!(rejected.stdout.starts_with("signature: not verified\n"), "{rejected:#?}");
+    assert!(
+        rejected.stdout.starts_with("signature: not verified\n"),
+        "{rejected:#?}"
+    );
     assert!(
         rejected.stdout.contains("would reject: subject_mismatch\n"),
         "{rejected:#?}"
@@ -929,6 +941,13 @@ fn rules_simulate_prints_every_check_and_the_verdict() {
     // A token on the command line is refused before anything is sent; a server refusal exits 2.
     app.cli(&["rules", "simulate", "--rule", rule_id, "--token", &token])
         .assert_local_error("--token: only `-`");
-    app.cli(&["rules", "simulate", "--rule", "fdrl_missing", "--token-file", token_path])
-        .assert_server_error("rule_id: no such federation rule: fdrl_missing");
+    app.cli(&[
+        "rules",
+        "simulate",
+        "--rule",
+        "fdrl_missing",
+        "--token-file",
+        token_path,
+    ])
+    .assert_server_error("rule_id: no such federation rule: fdrl_missing");
 }
