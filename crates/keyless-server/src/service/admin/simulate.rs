@@ -6,7 +6,7 @@
 //!
 //! The exchange's own path, minus its effects: the rule, its issuer and its service account come from
 //! the exchange's [`crate::service::exchange::PartiesCache`]; the token is verified by
-//! [`crate::service::exchange::verify`] (the issuer's keys through `service::jwks`, then
+//! `service::exchange::verify` (the issuer's keys through `service::jwks`, then
 //! `keyless_jose::verify_jwt`); the verdict is [`keyless_core::exchange::decide`]'s, reached through
 //! [`keyless_core::simulate::simulate`], and a rule for all workspaces has its chosen workspace checked
 //! live as the exchange does. Nothing is minted, no `jti` is recorded, no exchange event is written and
