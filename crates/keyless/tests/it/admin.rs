@@ -938,6 +938,22 @@ fn rules_simulate_prints_every_check_and_the_verdict() {
     assert!(failed[0].contains("match.subject_prefix") && failed[0].ends_with("subject_mismatch"));
     assert!(failed[1].contains("match.claims.repository_owner") && failed[1].ends_with("claim_mismatch"));
 
+    // The typed answer is exactly the server's JSON.
+    for body in [
+        json!({ "token": token, "rule_id": rule_id }),
+        json!({ "claims": evil, "issuer_id": issuer_id, "scope": "workspace:developer" }),
+    ] {
+        let raw = app.server.api(
+            "POST",
+            "/v1/organizations/federation_rules/simulate",
+            &app.token,
+            Some(body),
+            200,
+        );
+        let typed: keyless_api::Simulation = serde_json::from_value(raw.clone()).unwrap();
+        assert_exact("simulation", &typed, &raw);
+    }
+
     // A token on the command line is refused before anything is sent; a server refusal exits 2.
     app.cli(&["rules", "simulate", "--rule", rule_id, "--token", &token])
         .assert_local_error("--token: only `-`");
