@@ -41,8 +41,8 @@ pub use issuer::{
     VerifyFederationIssuer, VerifyProblem, VerifyReport, VerifySkippedKey,
 };
 pub use rule::{
-    AddRuleWorkspace, CreateFederationRule, FederationRule, Match, RuleWarning, RuleWorkspace, RuleWorkspaces, Target,
-    UpdateFederationRule,
+    AddRuleWorkspace, CreateFederationRule, FederationRule, Match, RuleSimulation, RuleWarning, RuleWorkspace,
+    RuleWorkspaces, SimulateRules, Simulation, SimulationCheck, Target, UpdateFederationRule,
 };
 pub use service_account::{
     CreateServiceAccount, ServiceAccount, SetWorkspaceMembership, UpdateServiceAccount, WorkspaceMembership,

@@ -204,3 +204,113 @@ pub struct AddRuleWorkspace {
     /// `wrkspc_…` or `default`.
     pub workspace_id: String,
 }
+
+/// `POST /v1/organizations/federation_rules/simulate`: what the exchange would do with a token (or a
+/// claim set) through one rule or through every live rule of an issuer. Exactly one of `token` and
+/// `claims`, and exactly one of `rule_id` and `issuer_id`.
+///
+/// `Debug` never shows the token: it may still be valid.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulateRules {
+    /// A compact JWT, as a workload would present it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// A claim set, evaluated as if a token carrying it had verified (never `verified`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Whether the token's signature is checked against the issuer's keys; the server's default is
+    /// `true` with a token. `false` decodes it without verification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<bool>,
+    /// One rule (`fdrl_…`), archived or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_id: Option<String>,
+    /// Every live rule of this issuer (`fdis_…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_id: Option<String>,
+    /// The `workspace_id` the exchange request would carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace_id: Option<String>,
+    /// The `scope` the exchange request would carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The `service_account_id` the exchange request would carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_id: Option<String>,
+}
+
+impl std::fmt::Debug for SimulateRules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimulateRules")
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field("claims", &self.claims.as_ref().map(serde_json::Map::len))
+            .field("verify", &self.verify)
+            .field("rule_id", &self.rule_id)
+            .field("issuer_id", &self.issuer_id)
+            .field("workspace_id", &self.workspace_id)
+            .field("scope", &self.scope)
+            .field("service_account_id", &self.service_account_id)
+            .finish()
+    }
+}
+
+/// The answer of a simulation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Simulation {
+    /// Whether the token's signature verified against the issuer's keys (`false` for a claim set, for
+    /// `verify: false`, and when verification failed).
+    pub verified: bool,
+    /// One result per rule.
+    pub results: Vec<RuleSimulation>,
+}
+
+/// What the exchange would do through one rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleSimulation {
+    /// The rule (`fdrl_…`).
+    pub rule_id: String,
+    /// Its name.
+    pub rule_name: String,
+    /// `would_grant` or `would_reject`.
+    pub verdict: String,
+    /// The rejection code the exchange would answer with (`error_code`); `None` for a grant.
+    pub code: Option<String>,
+    /// The scope that would be granted.
+    pub scope: Option<String>,
+    /// The lifetime of the token that would be minted.
+    pub token_lifetime_seconds: Option<i64>,
+    /// The workspace the token would be bound to.
+    #[serde(default)]
+    pub workspace_id: Option<String>,
+    /// The service account it would act as.
+    #[serde(default)]
+    pub service_account_id: Option<String>,
+    /// Every check, in the order the exchange makes them.
+    pub checks: Vec<SimulationCheck>,
+}
+
+impl RuleSimulation {
+    /// Whether the exchange would grant a token.
+    pub fn would_grant(&self) -> bool {
+        self.verdict == "would_grant"
+    }
+}
+
+/// One check of a simulation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimulationCheck {
+    /// What was checked: `iss`, `aud`, `exp`, `match.subject_prefix`, `match.claims.<name>`, `scope`, …
+    pub check: String,
+    /// Whether it passed.
+    pub passed: bool,
+    /// The rejection code of a failure.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// What it expected.
+    #[serde(default)]
+    pub expected: Option<serde_json::Value>,
+    /// What it saw (`None`: absent).
+    #[serde(default)]
+    pub seen: Option<serde_json::Value>,
+}

@@ -17,9 +17,9 @@ use std::marker::PhantomData;
 use keyless_api::{
     ActivityFeed, AddRuleWorkspace, ApiKey, CreateApiKey, CreateFederationIssuer, CreateFederationRule,
     CreateServiceAccount, CreateWorkspace, CreatedApiKey, FederationIssuer, FederationRule, Page, RuleWorkspace,
-    RuleWorkspaces, ServiceAccount, SetWorkspaceMembership, UpdateApiKey, UpdateFederationIssuer, UpdateFederationRule,
-    UpdateServiceAccount, UpdateWorkspace, UsageSummary, VerifyFederationIssuer, VerifyReport, Workspace,
-    WorkspaceMembership, WorkspaceMembershipDeleted, WorkspaceRole,
+    RuleWorkspaces, ServiceAccount, SetWorkspaceMembership, SimulateRules, Simulation, UpdateApiKey,
+    UpdateFederationIssuer, UpdateFederationRule, UpdateServiceAccount, UpdateWorkspace, UsageSummary,
+    VerifyFederationIssuer, VerifyReport, Workspace, WorkspaceMembership, WorkspaceMembershipDeleted, WorkspaceRole,
 };
 use serde::de::DeserializeOwned;
 
@@ -316,6 +316,12 @@ impl Rules<'_> {
             .map(|issuer_id| vec![("issuer_id".to_owned(), issuer_id.to_owned())])
             .unwrap_or_default();
         Pager::new(self.api, &[Self::PATH], options, extra)
+    }
+
+    /// `POST federation_rules/simulate`: what the exchange would do with a token or a claim set through
+    /// one rule or an issuer's rules; mints nothing.
+    pub async fn simulate(&self, body: &SimulateRules) -> Result<Simulation, ClientError> {
+        post(self.api, &[Self::PATH, "simulate"], body).await
     }
 
     /// `GET federation_rules/{id}`.

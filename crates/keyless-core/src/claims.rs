@@ -59,76 +59,21 @@ pub fn validate<'c>(
     now: i64,
 ) -> Result<ValidatedClaims<'c>, Rejection> {
     let leeway = expectations.leeway_seconds;
-
-    let issuer = required_string(claims, "iss")?;
-    if issuer != expectations.issuer_url {
-        return Err(Rejection::new(
-            RejectionCode::IssuerMismatch,
-            "iss",
-            Some(Value::from(expectations.issuer_url)),
-            Some(Value::from(issuer)),
-        ));
-    }
-
-    let subject = required_string(claims, "sub")?;
-    if subject.is_empty() {
-        return Err(invalid("sub", "a non-empty string", claims.get("sub")));
-    }
-
+    check_issuer(claims, expectations.issuer_url)?;
+    let subject = check_subject(claims)?;
     check_audience(claims, expectations.audience)?;
 
     let expires_at = required_date(claims, "exp")?;
     let issued_at = required_date(claims, "iat")?;
-    let not_before = claims.get("nbf").map(|value| numeric_date(value, "nbf")).transpose()?;
+    let not_before = optional_date(claims, "nbf")?;
 
-    let window = || Some(serde_json::json!({ "now": now, "leeway_seconds": leeway }));
-    if now >= expires_at.saturating_add(leeway) {
-        return Err(Rejection::new(
-            RejectionCode::TokenExpired,
-            "exp",
-            window(),
-            Some(expires_at.into()),
-        ));
+    check_not_expired(expires_at, now, leeway)?;
+    if let Some(not_before) = not_before {
+        check_not_before(not_before, now, leeway)?;
     }
-    if let Some(not_before) = not_before.filter(|nbf| *nbf > now.saturating_add(leeway)) {
-        return Err(Rejection::new(
-            RejectionCode::TokenNotYetValid,
-            "nbf",
-            window(),
-            Some(not_before.into()),
-        ));
-    }
-    if issued_at > now.saturating_add(leeway) {
-        return Err(Rejection::new(
-            RejectionCode::TokenIssuedInFuture,
-            "iat",
-            window(),
-            Some(issued_at.into()),
-        ));
-    }
-    if expires_at < issued_at {
-        return Err(Rejection::new(
-            RejectionCode::InvalidClaim,
-            "exp",
-            Some(Value::from("exp ≥ iat")),
-            Some(serde_json::json!({ "iat": issued_at, "exp": expires_at })),
-        ));
-    }
-    let lifetime = expires_at.saturating_sub(issued_at);
-    if lifetime > expectations.max_lifetime_seconds {
-        return Err(Rejection::new(
-            RejectionCode::TokenLifetimeExceedsMaximum,
-            "exp - iat",
-            Some(expectations.max_lifetime_seconds.into()),
-            Some(lifetime.into()),
-        ));
-    }
-
-    let jti = match claims.get("jti") {
-        None => None,
-        Some(Value::String(jti)) if !jti.is_empty() => Some(jti.as_str()),
-        Some(other) => return Err(invalid("jti", "a non-empty string", Some(other))),
-    };
+    check_issued_at(issued_at, now, leeway)?;
+    check_lifetime(expires_at, issued_at, expectations.max_lifetime_seconds)?;
+    let jti = check_jti(claims)?;
 
     Ok(ValidatedClaims {
         subject,
@@ -140,7 +85,113 @@ pub fn validate<'c>(
     })
 }
 
-fn check_audience(claims: &Map<String, Value>, expected: &str) -> Result<(), Rejection> {
+// The checks below are shared with `crate::simulate`, which runs all of them instead of stopping at the
+// first failure: one definition of each, so a simulation cannot drift from `validate`.
+
+/// `iss`: a string equal byte for byte to `issuer_url`.
+pub(crate) fn check_issuer<'c>(claims: &'c Map<String, Value>, issuer_url: &str) -> Result<&'c str, Rejection> {
+    let issuer = required_string(claims, "iss")?;
+    if issuer != issuer_url {
+        return Err(Rejection::new(
+            RejectionCode::IssuerMismatch,
+            "iss",
+            Some(Value::from(issuer_url)),
+            Some(Value::from(issuer)),
+        ));
+    }
+    Ok(issuer)
+}
+
+/// `sub`: a non-empty string.
+pub(crate) fn check_subject(claims: &Map<String, Value>) -> Result<&str, Rejection> {
+    let subject = required_string(claims, "sub")?;
+    if subject.is_empty() {
+        return Err(invalid("sub", "a non-empty string", claims.get("sub")));
+    }
+    Ok(subject)
+}
+
+/// The validity window a date check reports as its expectation.
+pub(crate) fn window(now: i64, leeway: i64) -> Value {
+    serde_json::json!({ "now": now, "leeway_seconds": leeway })
+}
+
+/// `exp` is not in the past (beyond the leeway).
+pub(crate) fn check_not_expired(expires_at: i64, now: i64, leeway: i64) -> Result<(), Rejection> {
+    if now >= expires_at.saturating_add(leeway) {
+        return Err(Rejection::new(
+            RejectionCode::TokenExpired,
+            "exp",
+            Some(window(now, leeway)),
+            Some(expires_at.into()),
+        ));
+    }
+    Ok(())
+}
+
+/// `nbf` is reached (with the leeway).
+pub(crate) fn check_not_before(not_before: i64, now: i64, leeway: i64) -> Result<(), Rejection> {
+    if not_before > now.saturating_add(leeway) {
+        return Err(Rejection::new(
+            RejectionCode::TokenNotYetValid,
+            "nbf",
+            Some(window(now, leeway)),
+            Some(not_before.into()),
+        ));
+    }
+    Ok(())
+}
+
+/// `iat` is not in the future (beyond the leeway).
+pub(crate) fn check_issued_at(issued_at: i64, now: i64, leeway: i64) -> Result<(), Rejection> {
+    if issued_at > now.saturating_add(leeway) {
+        return Err(Rejection::new(
+            RejectionCode::TokenIssuedInFuture,
+            "iat",
+            Some(window(now, leeway)),
+            Some(issued_at.into()),
+        ));
+    }
+    Ok(())
+}
+
+/// `exp ≥ iat` and `exp − iat` at most `max_lifetime_seconds`; the lifetime when both hold.
+pub(crate) fn check_lifetime(expires_at: i64, issued_at: i64, max_lifetime_seconds: i64) -> Result<i64, Rejection> {
+    if expires_at < issued_at {
+        return Err(Rejection::new(
+            RejectionCode::InvalidClaim,
+            "exp",
+            Some(Value::from("exp ≥ iat")),
+            Some(serde_json::json!({ "iat": issued_at, "exp": expires_at })),
+        ));
+    }
+    let lifetime = expires_at.saturating_sub(issued_at);
+    if lifetime > max_lifetime_seconds {
+        return Err(Rejection::new(
+            RejectionCode::TokenLifetimeExceedsMaximum,
+            "exp - iat",
+            Some(max_lifetime_seconds.into()),
+            Some(lifetime.into()),
+        ));
+    }
+    Ok(lifetime)
+}
+
+/// `jti`: absent, or a non-empty string.
+pub(crate) fn check_jti(claims: &Map<String, Value>) -> Result<Option<&str>, Rejection> {
+    match claims.get("jti") {
+        None => Ok(None),
+        Some(Value::String(jti)) if !jti.is_empty() => Ok(Some(jti.as_str())),
+        Some(other) => Err(invalid("jti", "a non-empty string", Some(other))),
+    }
+}
+
+/// An optional numeric date.
+pub(crate) fn optional_date(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, Rejection> {
+    claims.get(name).map(|value| numeric_date(value, name)).transpose()
+}
+
+pub(crate) fn check_audience(claims: &Map<String, Value>, expected: &str) -> Result<(), Rejection> {
     let seen = claims.get("aud");
     let found = match seen {
         None => return Err(missing("aud")),
@@ -170,7 +221,7 @@ fn required_string<'c>(claims: &'c Map<String, Value>, name: &str) -> Result<&'c
     }
 }
 
-fn required_date(claims: &Map<String, Value>, name: &str) -> Result<i64, Rejection> {
+pub(crate) fn required_date(claims: &Map<String, Value>, name: &str) -> Result<i64, Rejection> {
     claims
         .get(name)
         .map_or_else(|| Err(missing(name)), |value| numeric_date(value, name))

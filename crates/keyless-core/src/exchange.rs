@@ -101,28 +101,7 @@ pub fn decide(
     let validated = claims::validate(claims, &expectations, now)?;
     rule.spec.r#match.check(&validated)?;
 
-    let target = &rule.spec.target;
-    for (check, seen) in [
-        ("request.service_account_id", request.service_account_id.as_ref()),
-        ("service_account.id", Some(&service_account.id)),
-    ] {
-        if let Some(seen) = seen.filter(|seen| *seen != target) {
-            return Err(Rejection::new(
-                RejectionCode::ServiceAccountMismatch,
-                check,
-                Some(Value::from(target.as_str())),
-                Some(Value::from(seen.as_str())),
-            ));
-        }
-    }
-    if service_account.archived {
-        return Err(Rejection::new(
-            RejectionCode::ServiceAccountArchived,
-            "service_account.archived",
-            Some(Value::from(false)),
-            Some(Value::from(true)),
-        ));
-    }
+    check_service_account(request, rule, service_account)?;
 
     let workspace_id = choose_workspace(request.workspace_id.as_ref(), &rule.spec.workspaces, ctx)?;
     let scope = scope::effective_scope(
@@ -139,7 +118,7 @@ pub fn decide(
     Ok(Grant {
         organization_id: request.organization_id.clone(),
         workspace_id,
-        service_account_id: target.clone(),
+        service_account_id: rule.spec.target.clone(),
         rule_id: rule.id.clone(),
         scope,
         lifetime_seconds,
@@ -191,16 +170,45 @@ pub fn check_consistency(
     Ok(())
 }
 
+/// Step 4: the requested service account (if any) and the one given are the rule's target, which is
+/// not archived.
+pub(crate) fn check_service_account(
+    request: &ExchangeRequest,
+    rule: &Rule,
+    service_account: &ServiceAccount,
+) -> Result<(), Rejection> {
+    let target = &rule.spec.target;
+    for (check, seen) in [
+        ("request.service_account_id", request.service_account_id.as_ref()),
+        ("service_account.id", Some(&service_account.id)),
+    ] {
+        if let Some(seen) = seen.filter(|seen| *seen != target) {
+            return Err(Rejection::new(
+                RejectionCode::ServiceAccountMismatch,
+                check,
+                Some(Value::from(target.as_str())),
+                Some(Value::from(seen.as_str())),
+            ));
+        }
+    }
+    if service_account.archived {
+        return Err(Rejection::new(
+            RejectionCode::ServiceAccountArchived,
+            "service_account.archived",
+            Some(Value::from(false)),
+            Some(Value::from(true)),
+        ));
+    }
+    Ok(())
+}
+
 /// Step 5: the workspace the token is bound to.
-fn choose_workspace(
+pub(crate) fn choose_workspace(
     requested: Option<&WorkspaceSelector>,
     enabled: &RuleWorkspaces,
     ctx: &ExchangeContext<'_>,
 ) -> Result<WorkspaceId, Rejection> {
-    let enabled_json = || match enabled {
-        RuleWorkspaces::All => Value::from("all"),
-        RuleWorkspaces::Listed(listed) => listed.iter().map(|id| Value::from(id.as_str())).collect(),
-    };
+    let enabled_json = || workspaces_json(enabled);
     match (requested, enabled) {
         (Some(selector), _) => {
             let workspace_id = selector.resolve(ctx.default_workspace_id);
@@ -226,6 +234,14 @@ fn choose_workspace(
             Some(enabled_json()),
             None,
         )),
+    }
+}
+
+/// The workspaces a rule is enabled in, as a check's `expected`: `"all"` or the list.
+pub(crate) fn workspaces_json(enabled: &RuleWorkspaces) -> Value {
+    match enabled {
+        RuleWorkspaces::All => Value::from("all"),
+        RuleWorkspaces::Listed(listed) => listed.iter().map(|id| Value::from(id.as_str())).collect(),
     }
 }
 

@@ -14,6 +14,8 @@
 //! - [`scope`], [`lifetime`]: the granted scope and token lifetime.
 //! - [`lint`]: known mistakes in valid rules (warnings with stable codes) and the refusals' codes.
 //! - [`exchange`]: [`exchange::decide`], the whole decision.
+//! - [`simulate`]: the decision explained: every check of one rule against one claim set, with the
+//!   verdict `decide` gives.
 //! - [`route`]: the operator's route table — which scopes a request to the protected API needs — and
 //!   the canonical request path it is matched on.
 //!
@@ -35,3 +37,4 @@ pub mod route;
 pub mod rule;
 pub mod scope;
 pub mod service_account;
+pub mod simulate;

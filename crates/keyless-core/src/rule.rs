@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::claims::ValidatedClaims;
 use crate::condition::{Condition, ConditionError};
@@ -132,42 +132,62 @@ impl Match {
 
     /// Checks the subject, the claims and the condition, in that order.
     pub fn check(&self, claims: &ValidatedClaims<'_>) -> Result<(), Rejection> {
-        if let Some(pattern) = self
-            .subject_prefix
-            .as_ref()
-            .filter(|pattern| !pattern.matches(claims.subject))
-        {
-            return Err(Rejection::new(
-                RejectionCode::SubjectMismatch,
-                "match.subject_prefix",
-                Some(Value::from(pattern.to_string())),
-                Some(Value::from(claims.subject)),
-            ));
+        if let Some(pattern) = &self.subject_prefix {
+            check_subject(pattern, claims.subject)?;
         }
         for (name, expected) in &self.claims {
-            let seen = claims.all.get(name);
-            if seen.and_then(Value::as_str) != Some(expected.as_str()) {
-                return Err(Rejection::new(
-                    RejectionCode::ClaimMismatch,
-                    format!("match.claims.{name}"),
-                    Some(Value::from(expected.as_str())),
-                    seen.cloned(),
-                ));
-            }
+            check_claim(name, expected, claims.all)?;
         }
         if let Some(condition) = &self.condition {
-            let failure = match condition.evaluate(claims.all) {
-                Ok(true) => None,
-                Ok(false) => Some((RejectionCode::ConditionFalse, Value::from(false))),
-                Err(error) => Some((error.code(), Value::from(error.to_string()))),
-            };
-            if let Some((code, seen)) = failure {
-                let expected = Some(Value::from(condition.source()));
-                return Err(Rejection::new(code, "match.condition", expected, Some(seen)));
-            }
+            check_condition(condition, claims.all)?;
         }
         Ok(())
     }
+}
+
+// One definition of each matcher, shared with `crate::simulate` (which runs them all).
+
+/// `subject_prefix` against `sub`.
+pub(crate) fn check_subject(pattern: &SubjectPattern, subject: &str) -> Result<(), Rejection> {
+    if pattern.matches(subject) {
+        return Ok(());
+    }
+    Err(Rejection::new(
+        RejectionCode::SubjectMismatch,
+        "match.subject_prefix",
+        Some(Value::from(pattern.to_string())),
+        Some(Value::from(subject)),
+    ))
+}
+
+/// One `claims` entry: a top-level string claim equal to `expected`.
+pub(crate) fn check_claim(name: &str, expected: &str, claims: &Map<String, Value>) -> Result<(), Rejection> {
+    let seen = claims.get(name);
+    if seen.and_then(Value::as_str) == Some(expected) {
+        return Ok(());
+    }
+    Err(Rejection::new(
+        RejectionCode::ClaimMismatch,
+        format!("match.claims.{name}"),
+        Some(Value::from(expected)),
+        seen.cloned(),
+    ))
+}
+
+/// The `condition`: true, else `condition_false` or `condition_error`.
+pub(crate) fn check_condition(condition: &Condition, claims: &Map<String, Value>) -> Result<(), Rejection> {
+    let failure = match condition.evaluate(claims) {
+        Ok(true) => return Ok(()),
+        Ok(false) => (RejectionCode::ConditionFalse, Value::from(false)),
+        Err(error) => (error.code(), Value::from(error.to_string())),
+    };
+    let (code, seen) = failure;
+    Err(Rejection::new(
+        code,
+        "match.condition",
+        Some(Value::from(condition.source())),
+        Some(seen),
+    ))
 }
 
 /// The workspaces a rule is enabled in.

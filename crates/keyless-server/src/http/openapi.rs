@@ -125,6 +125,16 @@ const RULE_UPDATE: &[Field] = &[
     ("mode", Type::String, false),
 ];
 const RULE_WORKSPACE: &[Field] = &[("workspace_id", Type::String, true)];
+const RULE_SIMULATE: &[Field] = &[
+    ("token", Type::String, false),
+    ("claims", Type::Object, false),
+    ("verify", Type::Boolean, false),
+    ("rule_id", Type::String, false),
+    ("issuer_id", Type::String, false),
+    ("workspace_id", Type::String, false),
+    ("scope", Type::String, false),
+    ("service_account_id", Type::String, false),
+];
 const TOKEN_REQUEST: &[Field] = &[
     ("grant_type", Type::String, true),
     ("assertion", Type::String, false),
@@ -586,6 +596,16 @@ pub(crate) const OPERATIONS: &[Operation] = &[
             "List federation rules",
         ),
         &["limit", "page", "include_archived", "issuer_id"],
+    ),
+    body(
+        op(
+            "post",
+            "/v1/organizations/federation_rules/simulate",
+            "federation_rules_simulate",
+            "federation_rules",
+            "Simulate an exchange: every check of a rule (or of an issuer's rules) against a token or a claim set, and the verdict; mints nothing",
+        ),
+        Body::Json(RULE_SIMULATE),
     ),
     op(
         "get",

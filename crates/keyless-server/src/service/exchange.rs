@@ -94,11 +94,11 @@ pub enum ExchangeError {
 
 /// What an exchange reads before it verifies: the rule (compiled), its issuer and its service account.
 #[derive(Debug)]
-struct Parties {
-    rule: Rule,
-    issuer_record: IssuerRecord,
-    issuer: Issuer,
-    service_account: ServiceAccount,
+pub(crate) struct Parties {
+    pub(crate) rule: Rule,
+    pub(crate) issuer_record: IssuerRecord,
+    pub(crate) issuer: Issuer,
+    pub(crate) service_account: ServiceAccount,
 }
 
 /// The objects exchanges read, by rule ID, each stamped with what the configuration was when they were
@@ -158,7 +158,7 @@ impl GenerationReads {
 
 impl PartiesCache {
     /// The parties of `rule_id` in `organization_id`, from the cache when current.
-    async fn get(
+    pub(crate) async fn get(
         &self,
         state: &AppState,
         organization_id: &OrganizationId,
@@ -457,23 +457,9 @@ async fn attempt(
     } = parties.as_ref();
     exchange::check_consistency(&request, issuer, rule, service_account).map_err(rejected)?;
 
-    let kid = keyless_jose::decode_unverified(assertion, &limits)
-        .ok()
-        .and_then(|token| token.header.get("kid").and_then(Value::as_str).map(str::to_owned));
-    let keys = state
-        .issuer_keys
-        .keys_for(issuer_record, kid.as_deref(), now)
+    let verified = verify(state, issuer_record, assertion, &limits, now)
         .await
-        .map_err(|error| {
-            rejected(Rejection::new(
-                RejectionCode::JwksUnavailable,
-                format!("jwks.{}", error.cause_code()),
-                None,
-                Some(Value::from(error.to_string())),
-            ))
-        })?;
-    let verified = keyless_jose::verify_jwt(assertion, &keys, &limits)
-        .map_err(|error| rejected(Rejection::from_verification(&error)))?;
+        .map_err(rejected)?;
     trace.set(
         "oidc_token",
         json!({
@@ -497,9 +483,36 @@ async fn attempt(
     Ok((grant, issuer.id.clone()))
 }
 
+/// Fetches `issuer_record`'s keys (`jwks_unavailable` when there are none) and verifies `assertion`
+/// against them: the exchange's verification, shared with the simulation.
+pub(crate) async fn verify(
+    state: &AppState,
+    issuer_record: &IssuerRecord,
+    assertion: &str,
+    limits: &Limits,
+    now: i64,
+) -> Result<keyless_jose::VerifiedJwt, Rejection> {
+    let kid = keyless_jose::decode_unverified(assertion, limits)
+        .ok()
+        .and_then(|token| token.header.get("kid").and_then(Value::as_str).map(str::to_owned));
+    let keys = state
+        .issuer_keys
+        .keys_for(issuer_record, kid.as_deref(), now)
+        .await
+        .map_err(|error| {
+            Rejection::new(
+                RejectionCode::JwksUnavailable,
+                format!("jwks.{}", error.cause_code()),
+                None,
+                Some(Value::from(error.to_string())),
+            )
+        })?;
+    keyless_jose::verify_jwt(assertion, &keys, limits).map_err(|error| Rejection::from_verification(&error))
+}
+
 /// A rule for all workspaces names none, so the workspace a request picks is checked here: it must
 /// exist and be live (a listed one was checked when it was added). Only this path pays the read.
-async fn check_workspace_live(state: &AppState, grant: &Grant) -> Result<(), ExchangeError> {
+pub(crate) async fn check_workspace_live(state: &AppState, grant: &Grant) -> Result<(), ExchangeError> {
     let live = match state
         .store
         .workspace_get(&grant.organization_id, &grant.workspace_id)

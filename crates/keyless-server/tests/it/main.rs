@@ -25,5 +25,6 @@ mod proxy;
 mod rejections;
 mod serve;
 mod shadow;
+mod simulate;
 mod well_known;
 mod workspaces;

@@ -1,4 +1,4 @@
-//! `keyless rules create|list|get|update|archive` and `keyless rules workspaces list|add|remove`.
+//! `keyless rules create|list|get|update|archive|simulate` and `keyless rules workspaces list|add|remove`.
 //!
 //! The `match` flags (`--subject-prefix`, `--audience`, `--claim`, `--condition`) are set inside the
 //! `match` object of `--from-file`, if it has one; on `update` any of them replaces the rule's `match`
@@ -8,7 +8,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use keyless_api::{CreateFederationRule, FederationRule, RuleWorkspace, Target, UpdateFederationRule};
+use keyless_api::{
+    CreateFederationRule, FederationRule, RuleSimulation, RuleWorkspace, SimulateRules, Simulation, Target,
+    UpdateFederationRule,
+};
 use serde_json::{Map, Value};
 
 use crate::admin::{Body, ListArgs, collect, json, run};
@@ -46,6 +49,10 @@ enum Command {
     /// The workspaces a rule is enabled in.
     #[command(subcommand)]
     Workspaces(WorkspacesCommand),
+    /// What the exchange would do with a token (or a claim set) through a rule, or through every live
+    /// rule of an issuer: every check with what it expected and saw, and the verdict. Mints nothing;
+    /// exits 0 whatever the verdict.
+    Simulate(Box<SimulateArgs>),
     /// What a workload needs to exchange through a rule: KEYLESS_* lines on stdout (for
     /// `export $(keyless rules env fdrl_…)` or a CI configuration), notes on stderr (the audience its
     /// identity token must carry, the workspace to pick).
@@ -132,6 +139,152 @@ struct UpdateArgs {
     /// Remove the description.
     #[arg(long, env = "KEYLESS_RULES_CLEAR_DESCRIPTION", conflicts_with = "description")]
     clear_description: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("rules").required(true).args(["rule", "issuer"])))]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["token_file", "token", "claims_file"])))]
+struct SimulateArgs {
+    /// Simulate this rule (fdrl_…).
+    #[arg(long, env = "KEYLESS_SIMULATE_RULE", value_name = "ID")]
+    rule: Option<String>,
+    /// Simulate every live rule of this issuer (fdis_…).
+    #[arg(long, env = "KEYLESS_SIMULATE_ISSUER", value_name = "ID")]
+    issuer: Option<String>,
+    /// Read the token (a compact JWT) from this file.
+    #[arg(long, env = "KEYLESS_SIMULATE_TOKEN_FILE", value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// `-`: read the token from stdin (a token itself is refused here: it would end up in the shell's
+    /// history; use --token-file).
+    #[arg(long, value_name = "-")]
+    token: Option<String>,
+    /// Read a claim set (a JSON object) from this file instead of a token (`-` reads stdin).
+    #[arg(long, env = "KEYLESS_SIMULATE_CLAIMS_FILE", value_name = "FILE")]
+    claims_file: Option<PathBuf>,
+    /// Decode the token without verifying its signature against the issuer's keys.
+    #[arg(long, env = "KEYLESS_SIMULATE_NO_VERIFY")]
+    no_verify: bool,
+    /// The workspace the exchange would ask for (wrkspc_… or `default`).
+    #[arg(long, env = "KEYLESS_SIMULATE_WORKSPACE", value_name = "ID")]
+    workspace: Option<String>,
+    /// The scope the exchange would ask for, space-separated.
+    #[arg(long, env = "KEYLESS_SIMULATE_SCOPE", value_name = "SCOPES")]
+    scope: Option<String>,
+    /// The service account the exchange would name (svac_…).
+    #[arg(long, env = "KEYLESS_SIMULATE_SERVICE_ACCOUNT", value_name = "ID")]
+    service_account: Option<String>,
+}
+
+impl SimulateArgs {
+    fn request(self) -> Result<SimulateRules, CliError> {
+        let read = |flag: &str, path: &PathBuf| -> Result<String, CliError> {
+            if path.as_os_str() == "-" {
+                read_stdin(flag)
+            } else {
+                std::fs::read_to_string(path)
+                    .map_err(|err| CliError::Local(format!("{flag} {}: {err}", path.display())))
+            }
+        };
+        let token = match (&self.token_file, self.token.as_deref()) {
+            (Some(path), _) => Some(read("--token-file", path)?),
+            (None, Some("-")) => Some(read_stdin("--token -")?),
+            (None, Some(_)) => {
+                return Err(CliError::Local(
+                    "--token: only `-` (stdin) is accepted: a token on the command line ends up in the shell's \
+                     history; use --token-file"
+                        .to_owned(),
+                ));
+            }
+            (None, None) => None,
+        };
+        let claims = match &self.claims_file {
+            None => None,
+            Some(path) => match serde_json::from_str(&read("--claims-file", path)?) {
+                Ok(Value::Object(claims)) => Some(claims),
+                Ok(_) => return Err(CliError::Local("--claims-file: must hold a JSON object".to_owned())),
+                Err(err) => return Err(CliError::Local(format!("--claims-file: not JSON: {err}"))),
+            },
+        };
+        Ok(SimulateRules {
+            token: token.map(|token| token.trim().to_owned()),
+            verify: self.no_verify.then_some(false),
+            claims,
+            rule_id: self.rule,
+            issuer_id: self.issuer,
+            workspace_id: self.workspace,
+            scope: self.scope,
+            service_account_id: self.service_account,
+        })
+    }
+}
+
+fn read_stdin(flag: &str) -> Result<String, CliError> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .map_err(|err| CliError::Local(format!("{flag}: reading stdin: {err}")))?;
+    Ok(text)
+}
+
+/// A check's value in a table cell: strings as they are, anything else as compact JSON, absent as `-`.
+fn value_cell(value: Option<&Value>) -> String {
+    match value {
+        None => "-".to_owned(),
+        Some(Value::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// The table form of a simulation: per rule, its verdict, then one row per check.
+fn simulation_text(simulation: &Simulation) -> String {
+    let verified = if simulation.verified {
+        "verified"
+    } else {
+        "not verified"
+    };
+    let mut out = format!("signature: {verified}\n");
+    if simulation.results.is_empty() {
+        out.push_str("no live rule to simulate\n");
+    }
+    for result in &simulation.results {
+        out.push('\n');
+        out.push_str(&format!(
+            "{} ({}): {}\n",
+            result.rule_name,
+            result.rule_id,
+            verdict_text(result)
+        ));
+        let rows: Vec<Vec<String>> = result
+            .checks
+            .iter()
+            .map(|check| {
+                vec![
+                    if check.passed { "✓" } else { "✗" }.to_owned(),
+                    check.check.clone(),
+                    value_cell(check.expected.as_ref()),
+                    value_cell(check.seen.as_ref()),
+                    cell(check.code.as_deref()),
+                ]
+            })
+            .collect();
+        out.push_str(&output::table(&["", "CHECK", "EXPECTED", "SEEN", "CODE"], &rows));
+    }
+    out
+}
+
+fn verdict_text(result: &RuleSimulation) -> String {
+    if result.would_grant() {
+        format!(
+            "would grant {} for {} s",
+            cell(result.scope.as_deref()),
+            result
+                .token_lifetime_seconds
+                .map_or_else(|| "-".to_owned(), |seconds| seconds.to_string())
+        )
+    } else {
+        format!("would reject: {}", cell(result.code.as_deref()))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -299,6 +452,21 @@ pub(crate) fn main(global: &GlobalArgs, args: RulesArgs) -> ExitCode {
                 output::one(format, &rules.remove_workspace(&id, &workspace_id).await?)?;
             }
             Command::Env { id } => workload_env(&admin, format, &id).await?,
+            Command::Simulate(simulate) => {
+                let simulation = rules.simulate(&simulate.request()?).await?;
+                match format {
+                    output::Format::Table => output::write_stdout(&simulation_text(&simulation))?,
+                    output::Format::Id => {
+                        let ids: String = simulation
+                            .results
+                            .iter()
+                            .map(|result| format!("{}\n", result.rule_id))
+                            .collect();
+                        output::write_stdout(&ids)?;
+                    }
+                    output::Format::Json | output::Format::Yaml => output::document(format, &simulation)?,
+                }
+            }
         }
         Ok::<_, CliError>(ExitCode::SUCCESS)
     })

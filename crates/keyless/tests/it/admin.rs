@@ -816,3 +816,154 @@ fn completions_print_a_script() {
     );
     assert!(run.stdout.contains("complete -F _keyless"), "{run:#?}");
 }
+
+#[test]
+fn rules_simulate_prints_every_check_and_the_verdict() {
+    let app = App::start(Db::Sqlite);
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::generate(Algorithm::Es256).unwrap();
+    let jwks_file = dir.path().join("jwks.json");
+    std::fs::write(&jwks_file, json!({ "keys": [key.public_jwk()] }).to_string()).unwrap();
+    let issuer = app.json(&[
+        "issuers",
+        "create",
+        "--name",
+        "ci",
+        "--issuer-url",
+        "https://issuer.example.com",
+        "--jwks-file",
+        jwks_file.to_str().unwrap(),
+    ]);
+    let issuer_id = issuer["id"].as_str().unwrap();
+    let account = app.json(&["service-accounts", "create", "--name", "deployer"]);
+    let rule = app.json(&[
+        "rules",
+        "create",
+        "--name",
+        "deploy",
+        "--issuer-id",
+        issuer_id,
+        "--subject-prefix",
+        "repo:acme/app:*",
+        "--claim",
+        "repository_owner=acme",
+        "--audience",
+        "keyless-test",
+        "--service-account-id",
+        account["id"].as_str().unwrap(),
+        "--token-lifetime-seconds",
+        "600",
+    ]);
+    let rule_id = rule["id"].as_str().unwrap();
+
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap();
+    let claims = json!({
+        "iss": "https://issuer.example.com", "sub": "repo:acme/app:ref:refs/heads/main", "aud": "keyless-test",
+        "repository_owner": "acme", "iat": now, "exp": now + 300,
+    });
+    let token = key.sign_jwt(claims.as_object().unwrap()).unwrap();
+    let token_file = dir.path().join("token.jwt");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let token_path = token_file.to_str().unwrap();
+
+    // A token that would be granted: every check ✓, the verdict with scope and lifetime.
+    let granted = app.cli(&["rules", "simulate", "--rule", rule_id, "--token-file", token_path]);
+    assert_eq!(granted.code, Some(0), "{granted:#?}");
+    assert!(granted.stdout.starts_with("signature: verified\n"), "{granted:#?}");
+    assert!(
+        granted.stdout.contains(&format!(
+            "deploy ({rule_id}): would grant workspace:developer for 600 s\n"
+        )),
+        "{granted:#?}"
+    );
+    let subject_row = granted
+        .stdout
+        .lines()
+        .find(|line| line.contains("match.subject_prefix"))
+        .unwrap();
+    let cells: Vec<&str> = subject_row.split_whitespace().collect();
+    assert_eq!(
+        cells,
+        [
+            "✓",
+            "match.subject_prefix",
+            "repo:acme/app:*",
+            "repo:acme/app:ref:refs/heads/main",
+            "-"
+        ]
+    );
+    assert!(!granted.stdout.contains('✗'), "{granted:#?}");
+    assert!(!granted.stdout.contains(&token) && !granted.stderr.contains(&token));
+
+    // The same token from stdin.
+    let stdin = app.cli_stdin(
+        &["rules", "simulate", "--rule", rule_id, "--token", "-", "-o", "json"],
+        &token,
+    );
+    let answer = stdin.json();
+    assert_eq!(answer["verified"], json!(true));
+    assert_eq!(answer["results"][0]["verdict"], json!("would_grant"));
+
+    // A claim set the rule rejects: exit 0 (it is a report), both failing matchers marked ✗.
+    let mut evil = claims.clone();
+    evil["sub"] = json!("repo:evil/app:ref:refs/heads/main");
+    evil["repository_owner"] = json!("evil");
+    let claims_file = dir.path().join("claims.json");
+    std::fs::write(&claims_file, evil.to_string()).unwrap();
+    let rejected = app.cli(&[
+        "rules",
+        "simulate",
+        "--issuer",
+        issuer_id,
+        "--claims-file",
+        claims_file.to_str().unwrap(),
+    ]);
+    assert_eq!(rejected.code, Some(0), "{rejected:#?}");
+    assert!(
+        rejected.stdout.starts_with("signature: not verified\n"),
+        "{rejected:#?}"
+    );
+    assert!(
+        rejected.stdout.contains("would reject: subject_mismatch\n"),
+        "{rejected:#?}"
+    );
+    let failed: Vec<&str> = rejected.stdout.lines().filter(|line| line.starts_with('✗')).collect();
+    assert_eq!(failed.len(), 2, "{rejected:#?}");
+    assert!(failed[0].contains("match.subject_prefix") && failed[0].ends_with("subject_mismatch"));
+    assert!(failed[1].contains("match.claims.repository_owner") && failed[1].ends_with("claim_mismatch"));
+
+    // The typed answer is exactly the server's JSON.
+    for body in [
+        json!({ "token": token, "rule_id": rule_id }),
+        json!({ "claims": evil, "issuer_id": issuer_id, "scope": "workspace:developer" }),
+    ] {
+        let raw = app.server.api(
+            "POST",
+            "/v1/organizations/federation_rules/simulate",
+            &app.token,
+            Some(body),
+            200,
+        );
+        let typed: keyless_api::Simulation = serde_json::from_value(raw.clone()).unwrap();
+        assert_exact("simulation", &typed, &raw);
+    }
+
+    // A token on the command line is refused before anything is sent; a server refusal exits 2.
+    app.cli(&["rules", "simulate", "--rule", rule_id, "--token", &token])
+        .assert_local_error("--token: only `-`");
+    app.cli(&[
+        "rules",
+        "simulate",
+        "--rule",
+        "fdrl_missing",
+        "--token-file",
+        token_path,
+    ])
+    .assert_server_error("rule_id: no such federation rule: fdrl_missing");
+}

@@ -1,4 +1,6 @@
-//! `/v1/organizations/federation_rules[/{id}[/archive | /workspaces[/{workspace_id}]]]`.
+//! `/v1/organizations/federation_rules[/simulate | /{id}[/archive | /workspaces[/{workspace_id}]]]`.
+//!
+//! `simulate` is a static segment: axum routes it before the `{id}` capture (a test holds this).
 
 use axum::extract::{RawQuery, State};
 use axum::routing::{get, post};
@@ -10,11 +12,13 @@ use crate::http::admin::list_params;
 use crate::http::auth::AdminCaller;
 use crate::http::error::{ApiError, ApiJson, ApiPath};
 use crate::service::admin::rules::{self, RuleUpdate, WorkspaceAdd};
+use crate::service::admin::simulate::{self, SimulateRequest};
 use crate::state::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/organizations/federation_rules", post(rule_create).get(rule_list))
+        .route("/v1/organizations/federation_rules/simulate", post(rules_simulate))
         .route(
             "/v1/organizations/federation_rules/{id}",
             get(rule_get).post(rule_update),
@@ -36,6 +40,14 @@ async fn rule_create(
     ApiJson(body): ApiJson<RuleDraft>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(rules::create(&admin.ctx(&state), body).await?))
+}
+
+async fn rules_simulate(
+    State(state): State<AppState>,
+    admin: AdminCaller,
+    ApiJson(body): ApiJson<SimulateRequest>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(simulate::simulate(&admin.ctx(&state), body).await?))
 }
 
 async fn rule_list(

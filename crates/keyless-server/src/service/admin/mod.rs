@@ -23,6 +23,7 @@ pub mod api_keys;
 pub mod issuers;
 pub mod rules;
 pub mod service_accounts;
+pub mod simulate;
 pub mod usage;
 pub mod workspaces;
 
