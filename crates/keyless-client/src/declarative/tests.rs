@@ -1,3 +1,7 @@
+//! Unit tests of declarative configuration: parsing (strict, with paths), the pure plan over a fixed
+//! server state (creates, updates with previous and new values, prune, references, archived names),
+//! the export round trip, and the JSON Schema held to the model.
+
 #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::collections::BTreeSet;

@@ -223,6 +223,39 @@ fn apply_plan_prune_and_export_converge_on_both_databases() {
             .assert_local_error("workspaces[1].name: duplicate name `prod` (also workspaces[0])");
         assert_no_changes(&apply(&app, &without, &["--plan"]));
 
+        // A refusal mid-apply stops there and says what was applied already; the next apply converges.
+        let refused_text = config(&keys, "Deploys prod", release, false)
+            .replace("  - name: prod\n", "  - name: prod\n  - name: staging\n")
+            + "  - {name: bad, issuer: github, service_account: deployer, match: {audience: x}}\n";
+        let refused = write(dir.path(), "refused.yaml", &refused_text);
+        let run = apply(&app, &refused, &[]);
+        assert_eq!(run.code, Some(2), "{run:#?}");
+        assert_eq!(run.stdout, "+ create workspace staging\n", "{run:#?}");
+        let mut stderr = run.stderr.lines();
+        assert_eq!(
+            stderr.next().unwrap(),
+            "error: 1 of 2 changes were applied before `create rule bad` failed; nothing was rolled back \
+             (fix the cause and apply again: it converges)"
+        );
+        assert!(
+            stderr.next().unwrap().starts_with("error: create rule bad: match: "),
+            "{run:#?}"
+        );
+        let fixed = write(
+            dir.path(),
+            "fixed.yaml",
+            &refused_text.replace(
+                "match: {audience: x}",
+                "match: {subject_prefix: \"repo:acme/app:ref:refs/heads/main\"}",
+            ),
+        );
+        let run = apply(&app, &fixed, &[]);
+        assert_eq!(
+            run.stdout, "+ create rule bad\napplied: 1 to create, 0 to update, 0 to archive\n",
+            "{run:#?}"
+        );
+        assert_no_changes(&apply(&app, &fixed, &[]));
+
         // The schema is printed without a server.
         let schema: Value = serde_json::from_str(&app.cli(&["export", "--schema"]).stdout).unwrap();
         assert_eq!(schema["properties"]["version"]["const"], 1);
