@@ -12,6 +12,8 @@
 //! - [`exchange`]: the federation exchange (`POST /v1/oauth/token`, JSON `jwt-bearer`).
 //! - [`clock`]: the one place the crate reads the time, and a manual clock for tests.
 //! - [`config`]: the configuration directory (profiles, 0600 credentials files, `active_config`).
+//! - [`declarative`]: declarative configuration — the file format keyed by name, the plan (a pure diff
+//!   against the server's state), apply and export.
 //! - [`jwks`]: fetching an issuer's JWKS over HTTPS (used by `keyless token inspect --jwks URL`).
 //! - `resource` (feature `resource-server`): verifying keyless access tokens in a resource server — a
 //!   cached, coalescing introspection client, a tower layer and an extractor.
@@ -27,6 +29,7 @@ pub mod cache;
 pub mod chain;
 pub mod clock;
 pub mod config;
+pub mod declarative;
 pub mod environment;
 pub mod exchange;
 pub mod jwks;

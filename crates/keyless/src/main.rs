@@ -8,7 +8,8 @@
 //! Parts: `serve` (`keyless serve`), `bootstrap` (`keyless bootstrap admin-rule`), `inspect`
 //! (`keyless token inspect`), `credentials` (`keyless token`, `exec`, `auth status`), `profile`
 //! (`keyless profile …`), `admin` (the Admin API nouns: `issuers`, `service-accounts`, `rules`,
-//! `workspaces`, `api-keys`, `activities`, `usage`), `session` (the global flags, the credential chain and the client they
+//! `workspaces`, `api-keys`, `activities`, `usage`), `apply` (`keyless apply` and `export`: declarative
+//! configuration), `session` (the global flags, the credential chain and the client they
 //! build), `error` (one-line errors and exit codes), `output` (`--output table|json|yaml`),
 //! `completions`, `clock` (the one place that reads the time).
 
@@ -19,6 +20,7 @@
 )]
 
 mod admin;
+mod apply;
 mod bootstrap;
 mod clock;
 mod completions;
@@ -95,6 +97,19 @@ enum Command {
     Activities(admin::activities::ActivitiesArgs),
     /// Request counts per API key or service account and workspace, over the last 24 hours or a range.
     Usage(admin::usage::UsageArgs),
+    /// Make the server match a configuration file (workspaces, service accounts, issuers, rules, by
+    /// name): print the plan, then apply it.
+    ///
+    /// The plan lists each create, update (with the changed fields, previous → new) and, with --prune,
+    /// archive. Changes are applied in dependency order and stop at the first failure (what was applied
+    /// stays: apply again to converge). Applying the same file twice changes nothing the second time.
+    /// API keys are not part of the file. See docs/config.md.
+    ///
+    /// Exit status: 0 ok (or no changes), 1 an invalid file or a local error, 2 the server refused a change.
+    Apply(apply::ApplyArgs),
+    /// Print the server's configuration (live workspaces, service accounts, issuers, rules) in the
+    /// format `keyless apply` reads, or with --schema that format's JSON Schema.
+    Export(apply::ExportArgs),
     /// Print a shell completion script.
     Completions(completions::CompletionsArgs),
 }
@@ -166,6 +181,8 @@ fn main() -> ExitCode {
         Command::ApiKeys(args) => admin::api_keys::main(&cli.global, args),
         Command::Activities(args) => admin::activities::main(&cli.global, args),
         Command::Usage(args) => admin::usage::main(&cli.global, args),
+        Command::Apply(args) => apply::apply(&cli.global, args),
+        Command::Export(args) => apply::export(&cli.global, &args),
         Command::Completions(args) => completions::run(&args),
     }
 }

@@ -9,6 +9,7 @@
 
 mod admin;
 mod api_keys;
+mod apply;
 mod bootstrap;
 mod credentials;
 mod inspect;
