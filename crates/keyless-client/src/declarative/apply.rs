@@ -246,6 +246,7 @@ async fn apply_one(admin: &Admin, desired: &Document, change: &Change, ids: &mut
                         workspace_id: None,
                         workspace_ids,
                         applies_to_all_workspaces: all,
+                        mode: Some(spec.mode.clone()),
                     })
                     .await?
             } else {
@@ -260,6 +261,7 @@ async fn apply_one(admin: &Admin, desired: &Document, change: &Change, ids: &mut
                     token_lifetime_seconds: changed("token_lifetime_seconds").then_some(spec.token_lifetime_seconds),
                     workspace_ids: workspace_ids.filter(|_| workspaces_changed),
                     applies_to_all_workspaces: all.filter(|_| workspaces_changed),
+                    mode: changed("mode").then(|| spec.mode.clone()),
                     ..UpdateFederationRule::default()
                 };
                 admin.rules().update(&id, &body).await?

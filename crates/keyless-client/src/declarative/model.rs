@@ -197,6 +197,17 @@ pub struct RuleSpec {
     /// `all`, or a list of workspace names; the default workspace when left out.
     #[serde(default, skip_serializing_if = "RuleWorkspacesSpec::is_default")]
     pub workspaces: RuleWorkspacesSpec,
+    /// `enforce` (mints tokens) or `shadow` (records what it would decide); `enforce` when left out.
+    #[serde(default = "enforce", skip_serializing_if = "is_enforce")]
+    pub mode: String,
+}
+
+fn enforce() -> String {
+    "enforce".to_owned()
+}
+
+fn is_enforce(mode: &str) -> bool {
+    mode == "enforce"
 }
 
 fn workspace_developer() -> String {

@@ -476,6 +476,12 @@ pub fn plan(state: &State, desired: &Document, prune: bool) -> Result<Plan, Prob
                     &state.rule_workspaces(rule),
                     &wanted_workspaces,
                 );
+                field(
+                    &mut fields,
+                    "mode",
+                    &rule.mode.as_deref().unwrap_or("enforce"),
+                    &spec.mode.as_str(),
+                );
                 if !fields.is_empty() {
                     changes.push(change(Action::Update, Kind::Rule, &spec.name, Some(&rule.id), fields));
                 }

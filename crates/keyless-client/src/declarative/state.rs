@@ -173,6 +173,7 @@ impl State {
                 oauth_scope: rule.oauth_scope.clone(),
                 token_lifetime_seconds: rule.token_lifetime_seconds,
                 workspaces: self.rule_workspaces(rule),
+                mode: rule.mode.clone().unwrap_or_else(|| "enforce".to_owned()),
             })
             .collect();
         rules.sort_by(|a, b| a.name.cmp(&b.name));

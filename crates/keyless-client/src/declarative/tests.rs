@@ -385,7 +385,7 @@ rules:
     oauth_scope: workspace:developer
     token_lifetime_seconds: 600
     workspaces: [prod]
-  - {name: s, issuer: a, match: {subject_prefix: s}, service_account: ci, workspaces: all}
+  - {name: s, issuer: a, match: {subject_prefix: s}, service_account: ci, workspaces: all, mode: shadow}
 "#,
     )
     .unwrap()
