@@ -3,7 +3,7 @@
 //! Parts: [`Activity`] (an event to append), [`ActivityRecord`] (a stored one, with its ID),
 //! [`ActivityCursor`], [`ActivityQuery`], [`ActivityPage`]; on [`Tx`]: `activity_append`,
 //! `activity_append_many` (a group commit's events in a few multi-row statements); on [`Store`]:
-//! `activity_get`, `activity_list`.
+//! `activity_get`, `activity_list`, `activity_scan`.
 //!
 //! IDs are assigned by the database, increasing in insertion order (SQLite `AUTOINCREMENT`, never reused;
 //! PostgreSQL an identity column), and order the feed. The feed lists newest first. Cursors follow the
@@ -173,7 +173,48 @@ impl Tx {
     }
 }
 
+/// `SELECT … FROM activities` of the organization, of `activity_types` when any are given.
+fn select<'a, T: AsRef<str>>(organization_id: &'a OrganizationId, activity_types: &'a [T]) -> Query<'a> {
+    let mut query = Query::new(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM activities WHERE organization_id = "
+    ));
+    query.push_arg(organization_id.as_str());
+    if !activity_types.is_empty() {
+        query.push_sql(" AND activity_type IN (");
+        for (idx, activity_type) in activity_types.iter().enumerate() {
+            if idx > 0 {
+                query.push_sql(", ");
+            }
+            query.push_arg(activity_type.as_ref());
+        }
+        query.push_sql(")");
+    }
+    query
+}
+
 impl Store {
+    /// Up to `count` events of the organization of `activity_types`, newest first, older than the event
+    /// `before` (from the newest when `None`): a server-side search's walk back through the feed, in
+    /// steps larger than a listing's page.
+    pub async fn activity_scan(
+        &self,
+        organization_id: &OrganizationId,
+        activity_types: &[&str],
+        before: Option<i64>,
+        count: u32,
+    ) -> Result<Vec<ActivityRecord>, StoreError> {
+        let mut query = select(organization_id, activity_types);
+        if let Some(id) = before {
+            query.push_sql(" AND id < ");
+            query.push_arg(id);
+        }
+        query.push_sql(" ORDER BY id DESC LIMIT ");
+        query.push_arg(i64::from(count));
+        self.read().await?.conn().fetch_all(&query, decode).await
+    }
+
     /// The event `id` of the organization.
     pub async fn activity_get(&self, organization_id: &OrganizationId, id: i64) -> Result<ActivityRecord, StoreError> {
         let query = Query::new(concat!(
@@ -197,22 +238,7 @@ impl Store {
         organization_id: &OrganizationId,
         filter: &ActivityQuery,
     ) -> Result<ActivityPage, StoreError> {
-        let mut query = Query::new(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM activities WHERE organization_id = "
-        ));
-        query.push_arg(organization_id.as_str());
-        if !filter.activity_types.is_empty() {
-            query.push_sql(" AND activity_type IN (");
-            for (idx, activity_type) in filter.activity_types.iter().enumerate() {
-                if idx > 0 {
-                    query.push_sql(", ");
-                }
-                query.push_arg(activity_type.as_str());
-            }
-            query.push_sql(")");
-        }
+        let mut query = select(organization_id, &filter.activity_types);
         if let Some(actor_id) = &filter.actor_id {
             query.push_sql(" AND actor_id = ");
             query.push_arg(actor_id.as_str());

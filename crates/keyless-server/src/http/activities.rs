@@ -24,11 +24,8 @@ use serde_json::{Map, Value, json};
 use crate::clock;
 use crate::http::auth;
 use crate::http::request_id::RequestId;
-use crate::service::admin;
+use crate::service::admin::{self, ACTIVITY_ID_PREFIX as ID_PREFIX};
 use crate::state::AppState;
-
-/// The prefix of activity IDs on the wire.
-const ID_PREFIX: &str = "actv_";
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/v1/organizations/activities", get(list))
@@ -50,8 +47,8 @@ async fn list(
     match state.store.activity_list(&state.organization_id, &query).await {
         Ok(page) => {
             let data: Vec<Value> = page.items.iter().map(event_json).collect();
-            let first_id = page.items.first().map(|record| wire_id(record.id));
-            let last_id = page.items.last().map(|record| wire_id(record.id));
+            let first_id = page.items.first().map(|record| admin::activity_id(record.id));
+            let last_id = page.items.last().map(|record| admin::activity_id(record.id));
             Json(json!({ "data": data, "has_more": page.has_more, "first_id": first_id, "last_id": last_id }))
                 .into_response()
         }
@@ -65,10 +62,6 @@ async fn list(
             )
         }
     }
-}
-
-fn wire_id(id: i64) -> String {
-    format!("{ID_PREFIX}{id}")
 }
 
 fn parse_id(field: &str, text: &str) -> Result<i64, String> {
@@ -129,7 +122,7 @@ fn parse(raw: &str) -> Result<ActivityQuery, String> {
 fn event_json(record: &ActivityRecord) -> Value {
     let activity = &record.activity;
     let mut event = Map::new();
-    event.insert("id".to_owned(), Value::from(wire_id(record.id)));
+    event.insert("id".to_owned(), Value::from(admin::activity_id(record.id)));
     event.insert("type".to_owned(), Value::from(activity.activity_type.as_str()));
     event.insert("created_at".to_owned(), Value::from(admin::time(activity.created_at)));
     event.insert(

@@ -135,6 +135,11 @@ const RULE_SIMULATE: &[Field] = &[
     ("scope", Type::String, false),
     ("service_account_id", Type::String, false),
 ];
+const RULE_REPLAY: &[Field] = &[
+    ("rule", Type::Object, false),
+    ("rule_id", Type::String, false),
+    ("limit", Type::Integer, false),
+];
 const TOKEN_REQUEST: &[Field] = &[
     ("grant_type", Type::String, true),
     ("assertion", Type::String, false),
@@ -606,6 +611,26 @@ pub(crate) const OPERATIONS: &[Operation] = &[
             "Simulate an exchange: every check of a rule (or of an issuer's rules) against a token or a claim set, and the verdict; mints nothing",
         ),
         Body::Json(RULE_SIMULATE),
+    ),
+    body(
+        op(
+            "post",
+            "/v1/organizations/federation_rules/validate",
+            "federation_rules_validate",
+            "federation_rules",
+            "Check a rule as a create would (refusals and lint warnings); creates nothing",
+        ),
+        Body::Json(RULE_CREATE),
+    ),
+    body(
+        op(
+            "post",
+            "/v1/organizations/federation_rules/replay",
+            "federation_rules_replay",
+            "federation_rules",
+            "Replay an issuer's most recent refused exchanges through a draft or stored rule: which would now pass",
+        ),
+        Body::Json(RULE_REPLAY),
     ),
     op(
         "get",

@@ -23,6 +23,7 @@ mod openapi;
 mod providers;
 mod proxy;
 mod rejections;
+mod replay;
 mod serve;
 mod shadow;
 mod simulate;

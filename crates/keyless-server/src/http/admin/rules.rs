@@ -1,6 +1,8 @@
-//! `/v1/organizations/federation_rules[/simulate | /{id}[/archive | /workspaces[/{workspace_id}]]]`.
+//! `/v1/organizations/federation_rules[/simulate | /validate | /replay | /{id}[/archive |
+//! /workspaces[/{workspace_id}]]]`.
 //!
-//! `simulate` is a static segment: axum routes it before the `{id}` capture (a test holds this).
+//! `simulate`, `validate` and `replay` are static segments: axum routes them before the `{id}` capture
+//! (a test holds this).
 
 use axum::extract::{RawQuery, State};
 use axum::routing::{get, post};
@@ -11,6 +13,7 @@ use serde_json::Value;
 use crate::http::admin::list_params;
 use crate::http::auth::AdminCaller;
 use crate::http::error::{ApiError, ApiJson, ApiPath};
+use crate::service::admin::replay::{self, ReplayRequest};
 use crate::service::admin::rules::{self, RuleUpdate, WorkspaceAdd};
 use crate::service::admin::simulate::{self, SimulateRequest};
 use crate::state::AppState;
@@ -19,6 +22,8 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/organizations/federation_rules", post(rule_create).get(rule_list))
         .route("/v1/organizations/federation_rules/simulate", post(rules_simulate))
+        .route("/v1/organizations/federation_rules/validate", post(rule_validate))
+        .route("/v1/organizations/federation_rules/replay", post(rules_replay))
         .route(
             "/v1/organizations/federation_rules/{id}",
             get(rule_get).post(rule_update),
@@ -48,6 +53,22 @@ async fn rules_simulate(
     ApiJson(body): ApiJson<SimulateRequest>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(simulate::simulate(&admin.ctx(&state), body).await?))
+}
+
+async fn rule_validate(
+    State(state): State<AppState>,
+    admin: AdminCaller,
+    ApiJson(body): ApiJson<RuleDraft>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(rules::validate_draft(&admin.ctx(&state), body).await?))
+}
+
+async fn rules_replay(
+    State(state): State<AppState>,
+    admin: AdminCaller,
+    ApiJson(body): ApiJson<ReplayRequest>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(replay::replay(&admin.ctx(&state), body).await?))
 }
 
 async fn rule_list(

@@ -21,6 +21,7 @@
 
 pub mod api_keys;
 pub mod issuers;
+pub mod replay;
 pub mod rules;
 pub mod service_accounts;
 pub mod simulate;
@@ -140,6 +141,14 @@ pub(crate) fn new_id(prefix: &str) -> Result<String, AdminError> {
         .fill(&mut bytes)
         .map_err(|_| AdminError::Internal("the system random generator failed".to_owned()))?;
     Ok(format!("{prefix}{}", token::hex(&bytes)))
+}
+
+/// The prefix of activity IDs on the wire.
+pub const ACTIVITY_ID_PREFIX: &str = "actv_";
+
+/// An activity event's ID as the wire shows it (`actv_42`).
+pub fn activity_id(id: i64) -> String {
+    format!("{ACTIVITY_ID_PREFIX}{id}")
 }
 
 /// A Unix time as an RFC 3339 UTC string (`2026-05-01T12:00:00Z`), as every time of the Admin API.

@@ -269,14 +269,59 @@ fn record_of(ctx: &Ctx<'_>, id: RuleId, spec: RuleSpec, r#match: MatchDraft, aud
     }
 }
 
-/// Creates a rule.
-pub async fn create(ctx: &Ctx<'_>, draft: RuleDraft) -> Result<Value, AdminError> {
+/// A create body checked as a create checks it: everything but the references, which are locked in the
+/// transaction.
+pub(crate) struct CheckedDraft {
+    /// The rule it describes.
+    pub(crate) spec: RuleSpec,
+    /// Its `match` block as written.
+    pub(crate) r#match: MatchDraft,
+    /// Its (live) issuer.
+    pub(crate) issuer: Issuer,
+    /// Its lint warnings, as the wire shows them.
+    pub(crate) warnings: Value,
+}
+
+async fn check_draft(ctx: &Ctx<'_>, draft: RuleDraft) -> Result<CheckedDraft, AdminError> {
     check_description(draft.description.as_deref())?;
     let issuer = issuer_for(ctx.state, &draft.issuer_id).await?;
     let r#match = draft.r#match.clone();
     let spec = validate(draft, issuer.clone(), ctx.state).await?;
     check_may_write(ctx, &spec.oauth_scope)?;
     let warnings = warnings(&spec, &issuer);
+    Ok(CheckedDraft {
+        spec,
+        r#match,
+        issuer,
+        warnings,
+    })
+}
+
+/// Checks `draft` exactly as [`create`] would (refusals and all, references included) and creates
+/// nothing: what `validate` and replay's draft rules go through.
+pub(crate) async fn dry_run(ctx: &Ctx<'_>, draft: RuleDraft) -> Result<CheckedDraft, AdminError> {
+    let checked = check_draft(ctx, draft).await?;
+    let mut tx = ctx.state.store.begin().await?;
+    lock_references(&mut tx, ctx, &checked.issuer, &checked.spec).await?;
+    tx.rollback().await?;
+    Ok(checked)
+}
+
+/// `POST …/federation_rules/validate`: what a create of `draft` would answer — its refusal, or its lint
+/// warnings — with nothing created and nothing recorded.
+pub async fn validate_draft(ctx: &Ctx<'_>, draft: RuleDraft) -> Result<Value, AdminError> {
+    let checked = dry_run(ctx, draft).await?;
+    Ok(json!({ "valid": true, "warnings": checked.warnings }))
+}
+
+/// Creates a rule.
+pub async fn create(ctx: &Ctx<'_>, draft: RuleDraft) -> Result<Value, AdminError> {
+    let CheckedDraft {
+        spec,
+        r#match,
+        issuer,
+        warnings,
+    } = check_draft(ctx, draft).await?;
     let id = RuleId::parse(&new_id(RuleId::PREFIX)?).map_err(|error| AdminError::Internal(error.to_string()))?;
 
     let mut tx = ctx.state.store.begin().await?;

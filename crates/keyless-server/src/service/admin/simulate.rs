@@ -184,20 +184,21 @@ pub async fn simulate(ctx: &Ctx<'_>, body: SimulateRequest) -> Result<Value, Adm
             None => (unverified_claims.clone().unwrap_or_default(), Verification::NotChecked),
         };
         verified_all &= matches!(outcome, Verification::Verified);
-        results.push(simulate_one(ctx, &parties, &request, &claims, outcome).await?);
+        results.push(simulate_one(ctx, &parties, &request, &claims, outcome, ctx.now).await?);
     }
     // Nothing verified when the issuer has no live rule.
     let verified = verified_all && !results.is_empty();
     Ok(json!({ "verified": verified, "results": results }))
 }
 
-/// One rule's result.
-async fn simulate_one(
+/// One rule's result for `claims` presented at `now`.
+pub(crate) async fn simulate_one(
     ctx: &Ctx<'_>,
     parties: &Parties,
     request: &ExchangeRequest,
     claims: &Map<String, Value>,
     verification: Verification<'_>,
+    now: i64,
 ) -> Result<Value, AdminError> {
     let exchange_ctx = ExchangeContext {
         default_audience: &ctx.state.public_url,
@@ -212,7 +213,7 @@ async fn simulate_one(
         claims,
         verification,
         &exchange_ctx,
-        ctx.now,
+        now,
     );
     // The exchange checks a workspace picked for an all-workspaces rule is live; so does this.
     if let Ok(grant) = &simulation.verdict
@@ -265,7 +266,7 @@ async fn simulate_one(
 }
 
 /// The rule, its issuer and its service account, as the exchange reads them.
-async fn parties(ctx: &Ctx<'_>, rule_id: &RuleId) -> Result<std::sync::Arc<Parties>, AdminError> {
+pub(crate) async fn parties(ctx: &Ctx<'_>, rule_id: &RuleId) -> Result<std::sync::Arc<Parties>, AdminError> {
     match ctx
         .state
         .parties
