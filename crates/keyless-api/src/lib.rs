@@ -41,7 +41,8 @@ pub use issuer::{
     VerifyFederationIssuer, VerifyProblem, VerifyReport, VerifySkippedKey,
 };
 pub use rule::{
-    AddRuleWorkspace, CreateFederationRule, FederationRule, Match, RuleSimulation, RuleWarning, RuleWorkspace,
+    AddRuleWorkspace, CreateFederationRule, FederationRule, Match, Replay, ReplayRules, ReplaySummary,
+    ReplayedExchange, ReplayedOriginal, ReplayedRule, RuleSimulation, RuleValidation, RuleWarning, RuleWorkspace,
     RuleWorkspaces, SimulateRules, Simulation, SimulationCheck, Target, UpdateFederationRule,
 };
 pub use service_account::{

@@ -314,3 +314,121 @@ pub struct SimulationCheck {
     #[serde(default)]
     pub seen: Option<serde_json::Value>,
 }
+
+/// `POST /v1/organizations/federation_rules/validate`'s answer: the create body is valid (a refusal is
+/// the create's own 400, 404 or 409), with the lint warnings a create would return.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleValidation {
+    /// Always `true`: an invalid body is refused instead.
+    pub valid: bool,
+    /// The lint warnings.
+    pub warnings: Vec<RuleWarning>,
+}
+
+/// `POST /v1/organizations/federation_rules/replay`: an issuer's most recent refused exchanges run
+/// again through a draft rule (`rule`, a create body, saved nowhere) or a stored one (`rule_id`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRules {
+    /// The draft.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<CreateFederationRule>,
+    /// A stored rule (`fdrl_…`), as it is now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_id: Option<String>,
+    /// How many of the newest refused exchanges (1–500; the server's default: 50).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// The answer of a replay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Replay {
+    /// The rule replayed: `id` is `None` for a draft.
+    pub rule: ReplayedRule,
+    /// The draft's lint warnings (none for a stored rule).
+    pub warnings: Vec<RuleWarning>,
+    /// How many refused exchanges were replayed.
+    pub replayed: u64,
+    /// How many got each verdict.
+    pub summary: ReplaySummary,
+    /// How many exchange events were looked through.
+    pub scanned_events: u64,
+    /// Whether the feed held no older exchange event (else older refusals may exist).
+    pub history_exhausted: bool,
+    /// The replayed exchanges, newest first.
+    pub data: Vec<ReplayedExchange>,
+}
+
+/// The rule a replay ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayedRule {
+    /// `fdrl_…`; `None` for a draft.
+    pub id: Option<String>,
+    /// Its name.
+    pub name: String,
+    /// Its issuer, whose refused exchanges were replayed.
+    pub issuer_id: String,
+}
+
+/// The number of replayed exchanges per verdict.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplaySummary {
+    /// Verified tokens the rule would now let through.
+    pub would_pass: u64,
+    /// Tokens whose signature never verified, whose claims the rule would admit.
+    pub would_pass_if_verified: u64,
+    /// Refused again.
+    pub would_reject: u64,
+    /// Not judged: a used `jti`, an undecodable token, truncated claims, a malformed request.
+    pub not_replayable: u64,
+}
+
+/// What the exchange was told then, and what the rule says now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayedOriginal {
+    /// The code it was refused with.
+    pub code: String,
+    /// The rule it named, when it named one that exists.
+    pub federation_rule_id: Option<String>,
+}
+
+/// One refused exchange, replayed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplayedExchange {
+    /// Its activity event (`actv_…`).
+    pub activity_id: String,
+    /// When it was refused.
+    pub created_at: String,
+    /// Its request.
+    pub request_id: Option<String>,
+    /// How it was refused.
+    pub original: ReplayedOriginal,
+    /// The token's `sub`.
+    pub subject: Option<serde_json::Value>,
+    /// Whether its signature had verified.
+    pub verified: bool,
+    /// `would_pass`, `would_pass_if_verified`, `would_reject` or `not_replayable`.
+    pub verdict: String,
+    /// Why it is `not_replayable`.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The code it would be refused with now.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// The scope it would be granted.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// The lifetime of the token it would get.
+    #[serde(default)]
+    pub token_lifetime_seconds: Option<i64>,
+    /// The workspace it would be bound to.
+    #[serde(default)]
+    pub workspace_id: Option<String>,
+    /// The service account it would act as.
+    #[serde(default)]
+    pub service_account_id: Option<String>,
+    /// Every check, as a simulation lists them.
+    #[serde(default)]
+    pub checks: Vec<SimulationCheck>,
+}

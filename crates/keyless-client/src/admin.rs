@@ -16,9 +16,9 @@ use std::marker::PhantomData;
 
 use keyless_api::{
     ActivityFeed, AddRuleWorkspace, ApiKey, CreateApiKey, CreateFederationIssuer, CreateFederationRule,
-    CreateServiceAccount, CreateWorkspace, CreatedApiKey, FederationIssuer, FederationRule, Page, RuleWorkspace,
-    RuleWorkspaces, ServiceAccount, SetWorkspaceMembership, SimulateRules, Simulation, UpdateApiKey,
-    UpdateFederationIssuer, UpdateFederationRule, UpdateServiceAccount, UpdateWorkspace, UsageSummary,
+    CreateServiceAccount, CreateWorkspace, CreatedApiKey, FederationIssuer, FederationRule, Page, Replay, ReplayRules,
+    RuleValidation, RuleWorkspace, RuleWorkspaces, ServiceAccount, SetWorkspaceMembership, SimulateRules, Simulation,
+    UpdateApiKey, UpdateFederationIssuer, UpdateFederationRule, UpdateServiceAccount, UpdateWorkspace, UsageSummary,
     VerifyFederationIssuer, VerifyReport, Workspace, WorkspaceMembership, WorkspaceMembershipDeleted, WorkspaceRole,
 };
 use serde::de::DeserializeOwned;
@@ -322,6 +322,18 @@ impl Rules<'_> {
     /// one rule or an issuer's rules; mints nothing.
     pub async fn simulate(&self, body: &SimulateRules) -> Result<Simulation, ClientError> {
         post(self.api, &[Self::PATH, "simulate"], body).await
+    }
+
+    /// `POST federation_rules/validate`: what a create of `body` would answer (its refusal, or its lint
+    /// warnings); creates nothing.
+    pub async fn validate(&self, body: &CreateFederationRule) -> Result<RuleValidation, ClientError> {
+        post(self.api, &[Self::PATH, "validate"], body).await
+    }
+
+    /// `POST federation_rules/replay`: an issuer's most recent refused exchanges run again through a
+    /// draft or stored rule; changes nothing.
+    pub async fn replay(&self, body: &ReplayRules) -> Result<Replay, ClientError> {
+        post(self.api, &[Self::PATH, "replay"], body).await
     }
 
     /// `GET federation_rules/{id}`.

@@ -84,7 +84,7 @@ impl ClientError {
 /// A server's error answer: the status, the decoded body and the request ID to quote.
 ///
 /// Both error shapes keyless answers are decoded: the Admin API's
-/// `{"type": "error", "error": {"type", "message"}, "request_id"}` and the OAuth endpoints' RFC 6749
+/// `{"type": "error", "error": {"type", "code", "message"}, "request_id"}` and the OAuth endpoints' RFC 6749
 /// `{"error", "error_description", "error_code", "request_id"}`. Any other body is kept in `body` as
 /// text (size-capped).
 #[derive(Debug, Clone, PartialEq)]
@@ -95,7 +95,8 @@ pub struct ApiError {
     pub status: u16,
     /// The error kind: `error.type` (`invalid_request_error`, …) or the OAuth `error` (`invalid_grant`, …).
     pub kind: Option<String>,
-    /// The stable code of a refused exchange (`error_code`, e.g. `audience_mismatch`), when given.
+    /// The stable code, when given: a refused exchange's `error_code` (`audience_mismatch`), an Admin
+    /// API refusal's `error.code` (`tenant_not_pinned`).
     pub code: Option<String>,
     /// The human-readable message (`error.message` or `error_description`).
     pub message: Option<String>,

@@ -80,15 +80,23 @@ pub(crate) fn api_error(what: String, status: u16, request_id: Option<String>, b
     };
     let text = |value: Option<&serde_json::Value>| value.and_then(serde_json::Value::as_str).map(str::to_owned);
     let nested = json.get("error").filter(|error| error.is_object());
-    let (kind, message) = match nested {
-        Some(error) => (text(error.get("type")), text(error.get("message"))),
-        None => (text(json.get("error")), text(json.get("error_description"))),
+    let (kind, code, message) = match nested {
+        Some(error) => (
+            text(error.get("type")),
+            text(error.get("code")),
+            text(error.get("message")),
+        ),
+        None => (
+            text(json.get("error")),
+            text(json.get("error_code")),
+            text(json.get("error_description")),
+        ),
     };
     ClientError::Api(Box::new(ApiError {
         url: what,
         status,
         kind,
-        code: text(json.get("error_code")),
+        code,
         message,
         request_id: request_id.or_else(|| text(json.get("request_id"))),
         body: json,
@@ -135,6 +143,11 @@ mod tests {
         assert_eq!(admin.kind.as_deref(), Some("invalid_request_error"));
         assert_eq!(admin.message.as_deref(), Some("name: already in use"));
         assert_eq!(admin.request_id.as_deref(), Some("req_1"));
+        assert_eq!(admin.code, None);
+        let refused = decoded(
+            r#"{"type":"error","error":{"type":"invalid_request_error","code":"tenant_not_pinned","message":"match: pin the tenant"},"request_id":"req_3"}"#,
+        );
+        assert_eq!(refused.code.as_deref(), Some("tenant_not_pinned"));
         let oauth = decoded(
             r#"{"error":"invalid_grant","error_description":"the token's audience is not accepted","error_code":"audience_mismatch","request_id":"req_2"}"#,
         );

@@ -8,12 +8,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use keyless_client::declarative::{self, Action, Applied, Change, Document, Plan, State};
+use keyless_api::RuleWarning;
+use keyless_client::declarative::{self, Action, Applied, Change, Document, Plan, RuleCheck, RuleCheckOutcome, State};
 use serde_json::{Value, json};
 
 use crate::admin;
 use crate::error::CliError;
-use crate::output::write_stdout;
+use crate::output::{cell, write_stdout};
 use crate::session::GlobalArgs;
 
 /// `keyless apply`.
@@ -91,8 +92,27 @@ pub(crate) fn apply(global: &GlobalArgs, args: ApplyArgs) -> ExitCode {
         let state = State::read(&admin).await?;
         let plan = declarative::plan(&state, &document, args.prune)
             .map_err(|problems| CliError::Local(format!("{source}: {problems}")))?;
+        let checks = declarative::check_rules(&admin, &state, &document, &plan).await?;
+        let refused: Vec<String> = checks
+            .iter()
+            .filter_map(|check| match &check.outcome {
+                RuleCheckOutcome::Refused { code, message } => Some(match code {
+                    Some(code) => format!("rule {}: {message} ({code})", check.name),
+                    None => format!("rule {}: {message}", check.name),
+                }),
+                _ => None,
+            })
+            .collect();
         if args.plan || plan.is_empty() {
-            print_plan(args.output, &plan)?;
+            print_plan(args.output, &plan, &checks)?;
+        }
+        if !refused.is_empty() {
+            return Err(CliError::Local(format!(
+                "the server would refuse {}; nothing was applied",
+                refused.join("; ")
+            )));
+        }
+        if args.plan || plan.is_empty() {
             return Ok(ExitCode::SUCCESS);
         }
         let text_output = args.output == PlanFormat::Text;
@@ -155,10 +175,10 @@ fn pretty(value: &Value) -> Result<String, CliError> {
 }
 
 /// The plan: `no changes`, or one line per change (`+ create`, `~ update`, `- archive`) with an
-/// update's fields below it, and the counts.
-fn print_plan(format: PlanFormat, plan: &Plan) -> Result<(), CliError> {
+/// update's fields below it and a rule's lint warnings (or why it would be refused), and the counts.
+fn print_plan(format: PlanFormat, plan: &Plan, checks: &[RuleCheck]) -> Result<(), CliError> {
     if format == PlanFormat::Json {
-        return write_stdout(&pretty(&json!({"changes": plan.changes}))?);
+        return write_stdout(&pretty(&json!({"changes": plan.changes, "rules": checks}))?);
     }
     if plan.is_empty() {
         return write_stdout("no changes\n");
@@ -166,15 +186,19 @@ fn print_plan(format: PlanFormat, plan: &Plan) -> Result<(), CliError> {
     let mut text = String::new();
     for change in &plan.changes {
         text.push_str(&change_text(change));
+        let check = checks
+            .iter()
+            .find(|check| change.kind == declarative::Kind::Rule && check.name == change.name);
+        match check.map(|check| &check.outcome) {
+            Some(RuleCheckOutcome::Valid { warnings }) => text.push_str(&warnings_text(warnings)),
+            Some(RuleCheckOutcome::Refused { code, message }) => {
+                text.push_str(&format!("    refused: {} ({message})\n", cell(code.as_deref())));
+            }
+            Some(RuleCheckOutcome::Deferred { reason }) => text.push_str(&format!("    lints: {reason}\n")),
+            None => {}
+        }
     }
     text.push_str(&format!("plan: {}\n", counts(plan)));
-    if plan
-        .changes
-        .iter()
-        .any(|change| change.kind == declarative::Kind::Rule && change.action != Action::Archive)
-    {
-        text.push_str("rule lints are checked by the server: their warnings are shown when the plan is applied\n");
-    }
     write_stdout(&text)
 }
 
@@ -193,15 +217,20 @@ fn change_text(change: &Change) -> String {
     text
 }
 
+fn warnings_text(warnings: &[RuleWarning]) -> String {
+    warnings
+        .iter()
+        .map(|warning| {
+            format!(
+                "    warning: {} ({}): {}\n",
+                warning.code, warning.field, warning.message
+            )
+        })
+        .collect()
+}
+
 fn applied_text(applied: &Applied) -> String {
-    let mut text = change_text(&applied.change);
-    for warning in &applied.warnings {
-        text.push_str(&format!(
-            "    warning: {} ({}): {}\n",
-            warning.code, warning.field, warning.message
-        ));
-    }
-    text
+    change_text(&applied.change) + &warnings_text(&applied.warnings)
 }
 
 /// Runs `keyless export`.

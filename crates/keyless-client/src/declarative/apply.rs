@@ -233,22 +233,7 @@ async fn apply_one(admin: &Admin, desired: &Document, change: &Change, ids: &mut
                 .ok_or_else(|| undeclared(change))?;
             let (workspace_ids, all) = rule_workspaces(spec, ids);
             let rule = if action == Action::Create {
-                admin
-                    .rules()
-                    .create(&CreateFederationRule {
-                        name: spec.name.clone(),
-                        description: spec.description.clone(),
-                        issuer_id: ids.get(Kind::Issuer, &spec.issuer),
-                        r#match: spec.r#match.clone().into(),
-                        target: Target::service_account(ids.get(Kind::ServiceAccount, &spec.service_account)),
-                        oauth_scope: Some(spec.oauth_scope.clone()),
-                        token_lifetime_seconds: Some(spec.token_lifetime_seconds),
-                        workspace_id: None,
-                        workspace_ids,
-                        applies_to_all_workspaces: all,
-                        mode: Some(spec.mode.clone()),
-                    })
-                    .await?
+                admin.rules().create(&create_rule(spec, ids)).await?
             } else {
                 let match_changed = change.fields.iter().any(|field| field.field.starts_with("match."));
                 let workspaces_changed = changed("workspaces");
@@ -269,6 +254,113 @@ async fn apply_one(admin: &Admin, desired: &Document, change: &Change, ids: &mut
             Ok((Some(rule.id), rule.warnings))
         }
     }
+}
+
+/// The create body of a declared rule, its references resolved through `ids`.
+fn create_rule(spec: &RuleSpec, ids: &Ids) -> CreateFederationRule {
+    let (workspace_ids, all) = rule_workspaces(spec, ids);
+    CreateFederationRule {
+        name: spec.name.clone(),
+        description: spec.description.clone(),
+        issuer_id: ids.get(Kind::Issuer, &spec.issuer),
+        r#match: spec.r#match.clone().into(),
+        target: Target::service_account(ids.get(Kind::ServiceAccount, &spec.service_account)),
+        oauth_scope: Some(spec.oauth_scope.clone()),
+        token_lifetime_seconds: Some(spec.token_lifetime_seconds),
+        workspace_id: None,
+        workspace_ids,
+        applies_to_all_workspaces: all,
+        mode: Some(spec.mode.clone()),
+    }
+}
+
+/// What the server says, before anything is applied, of a rule the plan creates or updates.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleCheck {
+    /// The rule's name.
+    pub name: String,
+    /// The verdict.
+    #[serde(flatten)]
+    pub outcome: RuleCheckOutcome,
+}
+
+/// The server's verdict on a rule as the file declares it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum RuleCheckOutcome {
+    /// It would be saved, with these lint warnings.
+    Valid {
+        /// The lint warnings.
+        warnings: Vec<RuleWarning>,
+    },
+    /// It would be refused: the apply would stop there.
+    Refused {
+        /// The refusal's stable code (`no_identity_constraint`, …), when it has one.
+        code: Option<String>,
+        /// The server's message.
+        message: String,
+    },
+    /// It cannot be checked yet: something it names is created by this plan.
+    Deferred {
+        /// What is missing.
+        reason: String,
+    },
+}
+
+/// Asks the server (`federation_rules/validate`, which creates nothing) about each rule `plan` creates
+/// or updates, as `desired` declares it whole: its refusal or its lint warnings. A rule naming an
+/// object the plan itself creates is `Deferred`: the server checks it when the plan is applied.
+pub async fn check_rules(
+    admin: &Admin,
+    state: &State,
+    desired: &Document,
+    plan: &Plan,
+) -> Result<Vec<RuleCheck>, ClientError> {
+    let ids = Ids::of(state);
+    let mut checks = Vec::new();
+    for change in plan
+        .changes
+        .iter()
+        .filter(|change| change.kind == Kind::Rule && change.action != Action::Archive)
+    {
+        let spec = desired
+            .rules
+            .iter()
+            .find(|spec| spec.name == change.name)
+            .ok_or_else(|| undeclared(change))?;
+        let workspaces = match &spec.workspaces {
+            RuleWorkspacesSpec::Named(names) => names.iter().map(|name| (Kind::Workspace, name)).collect(),
+            RuleWorkspacesSpec::Default | RuleWorkspacesSpec::All => Vec::new(),
+        };
+        let missing = [
+            (Kind::Issuer, &spec.issuer),
+            (Kind::ServiceAccount, &spec.service_account),
+        ]
+        .into_iter()
+        .chain(workspaces)
+        .find(|(kind, name)| !ids.0.contains_key(&(*kind, (*name).clone())));
+        let outcome = if let Some((kind, name)) = missing {
+            RuleCheckOutcome::Deferred {
+                reason: format!("{} {name} is created by this plan: checked when applied", kind.as_str()),
+            }
+        } else {
+            match admin.rules().validate(&create_rule(spec, &ids)).await {
+                Ok(validation) => RuleCheckOutcome::Valid {
+                    warnings: validation.warnings,
+                },
+                Err(ClientError::Api(error)) if (400..500).contains(&error.status) => RuleCheckOutcome::Refused {
+                    code: error.code.clone(),
+                    message: error.message.clone().unwrap_or_else(|| error.to_string()),
+                },
+                Err(error) => return Err(error),
+            }
+        };
+        checks.push(RuleCheck {
+            name: change.name.clone(),
+            outcome,
+        });
+    }
+    Ok(checks)
 }
 
 /// A rule's workspaces as request fields: `(workspace_ids, applies_to_all_workspaces)`.

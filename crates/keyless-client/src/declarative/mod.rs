@@ -11,7 +11,8 @@
 //! - `plan`: [`plan()`], the pure diff of a state and a document into a [`Plan`] of [`Change`]s (or the
 //!   [`Problems`] that stop it: dangling references, archived names);
 //! - `apply`: [`apply()`], a plan carried out over the Admin client in dependency order, stopping at
-//!   the first failure ([`ApplyError`] says what was applied already).
+//!   the first failure ([`ApplyError`] says what was applied already); [`check_rules`], the server's
+//!   verdict (refusal or lint warnings) on each rule a plan writes, before anything is applied.
 //!
 //! API keys are not part of the format: their secret exists only in the answer to their creation.
 //!
@@ -22,7 +23,7 @@ mod model;
 mod plan;
 mod state;
 
-pub use apply::{Applied, ApplyError, apply};
+pub use apply::{Applied, ApplyError, RuleCheck, RuleCheckOutcome, apply, check_rules};
 pub use model::{
     Document, IssuerSpec, JwksSpec, MatchSpec, MembershipSpec, Problem, Problems, RuleSpec, RuleWorkspacesSpec, SCHEMA,
     ServiceAccountSpec, VERSION, WorkspaceSpec, parse,

@@ -136,6 +136,13 @@ impl Body {
         }
     }
 
+    /// Sets `field` to `value` unless the file or a flag set it.
+    pub(crate) fn default(&mut self, field: &str, value: &str) {
+        self.fields
+            .entry(field.to_owned())
+            .or_insert_with(|| Value::from(value));
+    }
+
     /// Sets `field` to `null` when `clear`.
     pub(crate) fn clear(&mut self, field: &str, clear: bool) {
         if clear {

@@ -1,4 +1,5 @@
-//! `keyless rules create|list|get|update|archive|simulate` and `keyless rules workspaces list|add|remove`.
+//! `keyless rules create|list|get|update|archive|simulate|replay|env` and
+//! `keyless rules workspaces list|add|remove`.
 //!
 //! The `match` flags (`--subject-prefix`, `--audience`, `--claim`, `--condition`) are set inside the
 //! `match` object of `--from-file`, if it has one; on `update` any of them replaces the rule's `match`
@@ -9,8 +10,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use keyless_api::{
-    CreateFederationRule, FederationRule, RuleSimulation, RuleWorkspace, SimulateRules, Simulation, Target,
-    UpdateFederationRule,
+    CreateFederationRule, FederationRule, Replay, ReplayRules, RuleSimulation, RuleWarning, RuleWorkspace,
+    SimulateRules, Simulation, Target, UpdateFederationRule,
 };
 use serde_json::{Map, Value};
 
@@ -31,7 +32,7 @@ pub(crate) struct RulesArgs {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Create a federation rule: tokens of an issuer that match become a service account.
-    Create(Box<RuleArgs>),
+    Create(Box<CreateArgs>),
     /// List federation rules, newest first (every page unless --limit).
     List(ListRulesArgs),
     /// Show one federation rule.
@@ -53,6 +54,10 @@ enum Command {
     /// rule of an issuer: every check with what it expected and saw, and the verdict. Mints nothing;
     /// exits 0 whatever the verdict.
     Simulate(Box<SimulateArgs>),
+    /// Run the rule's issuer's most recent refused exchanges (as the activity feed kept them) again
+    /// through a draft rule (the flags of `create`; saved nowhere) or a stored one (--rule), and show
+    /// which would now pass. Changes nothing; exits 0 whatever the verdicts.
+    Replay(Box<ReplayArgs>),
     /// What a workload needs to exchange through a rule: KEYLESS_* lines on stdout (for
     /// `export $(keyless rules env fdrl_…)` or a CI configuration), notes on stderr (the audience its
     /// identity token must carry, the workspace to pick).
@@ -128,6 +133,101 @@ struct RuleArgs {
     /// The request body as JSON (`-` reads stdin); flags override its fields.
     #[arg(long, env = "KEYLESS_RULES_FROM_FILE", value_name = "FILE")]
     from_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct CreateArgs {
+    #[command(flatten)]
+    rule: RuleArgs,
+    /// Check the rule as a create would (refusals, lint warnings, references) and create nothing.
+    #[arg(long, env = "KEYLESS_RULES_DRY_RUN")]
+    dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    /// Replay through this stored rule (fdrl_…), as it is now, instead of a draft.
+    #[arg(long, env = "KEYLESS_REPLAY_RULE", value_name = "ID")]
+    rule: Option<String>,
+    /// How many of the newest refused exchanges to replay (1–500; the server's default: 50).
+    #[arg(long, env = "KEYLESS_REPLAY_LIMIT", value_name = "N")]
+    limit: Option<u32>,
+    /// The draft: the flags of `create` (--name defaults to `draft`).
+    #[command(flatten)]
+    draft: RuleArgs,
+}
+
+impl ReplayArgs {
+    fn request(self) -> Result<ReplayRules, CliError> {
+        let rule = match self.rule {
+            Some(_) if self.draft.is_set() => {
+                return Err(CliError::Local(
+                    "--rule: replays a stored rule; give either --rule or the draft's flags, not both".to_owned(),
+                ));
+            }
+            Some(_) => None,
+            None => {
+                let mut body = self.draft.body()?;
+                body.default("name", "draft");
+                Some(body.into_request()?)
+            }
+        };
+        Ok(ReplayRules {
+            rule,
+            rule_id: self.rule,
+            limit: self.limit,
+        })
+    }
+}
+
+/// The table form of a replay: the totals, then one row per refused exchange.
+fn replay_text(replay: &Replay) -> String {
+    let summary = &replay.summary;
+    let mut out = format!(
+        "{} refused exchange(s) of {} replayed through {}: {} would pass, {} would pass if their signature \
+         verified, {} would still be refused, {} not replayable\n",
+        replay.replayed,
+        replay.rule.issuer_id,
+        replay.rule.id.as_deref().unwrap_or("the draft"),
+        summary.would_pass,
+        summary.would_pass_if_verified,
+        summary.would_reject,
+        summary.not_replayable,
+    );
+    if !replay.history_exhausted {
+        out.push_str(&format!(
+            "(looked through the newest {} exchange events; older refusals were not replayed)\n",
+            replay.scanned_events
+        ));
+    }
+    if replay.data.is_empty() {
+        return out;
+    }
+    let rows: Vec<Vec<String>> = replay
+        .data
+        .iter()
+        .map(|entry| {
+            let now = match (&entry.code, &entry.reason) {
+                (Some(code), _) => code.clone(),
+                (None, Some(reason)) => reason.clone(),
+                (None, None) => cell(entry.scope.as_deref()),
+            };
+            vec![
+                entry.created_at.clone(),
+                value_cell(entry.subject.as_ref()),
+                entry.original.code.clone(),
+                entry.verdict.clone(),
+                now,
+                cell(entry.request_id.as_deref()),
+            ]
+        })
+        .collect();
+    out.push('\n');
+    out.push_str(&output::table(
+        &["REFUSED AT", "SUBJECT", "WAS", "NOW", "CODE / SCOPE", "REQUEST"],
+        &rows,
+    ));
+    out
 }
 
 #[derive(Debug, Args)]
@@ -311,6 +411,28 @@ enum WorkspacesCommand {
 }
 
 impl RuleArgs {
+    /// Whether any field was given.
+    fn is_set(&self) -> bool {
+        [
+            &self.name,
+            &self.description,
+            &self.issuer_id,
+            &self.subject_prefix,
+            &self.audience,
+            &self.condition,
+            &self.service_account_id,
+            &self.oauth_scope,
+            &self.mode,
+        ]
+        .iter()
+        .any(|field| field.is_some())
+            || !self.claims.is_empty()
+            || self.token_lifetime_seconds.is_some()
+            || !self.workspace_ids.is_empty()
+            || self.all_workspaces
+            || self.from_file.is_some()
+    }
+
     /// The body: the file's fields, then the flags over them.
     fn body(&self) -> Result<Body, CliError> {
         let mut body = Body::from_file(self.from_file.as_ref())?;
@@ -415,10 +537,21 @@ pub(crate) fn main(global: &GlobalArgs, args: RulesArgs) -> ExitCode {
     run(global, true, |admin| async move {
         let rules = admin.rules();
         match args.command {
+            Command::Create(create) if create.dry_run => {
+                let request: CreateFederationRule = create.rule.body()?.into_request()?;
+                let validation = rules.validate(&request).await?;
+                warn(&validation.warnings);
+                match format {
+                    output::Format::Table | output::Format::Id => {
+                        output::write_stdout("valid: a create would succeed (nothing was created)\n")?;
+                    }
+                    output::Format::Json | output::Format::Yaml => output::document(format, &validation)?,
+                }
+            }
             Command::Create(create) => {
-                let request: CreateFederationRule = create.body()?.into_request()?;
+                let request: CreateFederationRule = create.rule.body()?.into_request()?;
                 let rule = rules.create(&request).await?;
-                warn(&rule);
+                warn(&rule.warnings);
                 output::one(format, &rule)?;
             }
             Command::List(list) => {
@@ -431,7 +564,7 @@ pub(crate) fn main(global: &GlobalArgs, args: RulesArgs) -> ExitCode {
                 body.clear("description", update.clear_description);
                 let request: UpdateFederationRule = body.into_request()?;
                 let rule = rules.update(&update.id, &request).await?;
-                warn(&rule);
+                warn(&rule.warnings);
                 output::one(format, &rule)?;
             }
             Command::Archive { id } => output::one(format, &rules.archive(&id).await?)?,
@@ -452,6 +585,23 @@ pub(crate) fn main(global: &GlobalArgs, args: RulesArgs) -> ExitCode {
                 output::one(format, &rules.remove_workspace(&id, &workspace_id).await?)?;
             }
             Command::Env { id } => workload_env(&admin, format, &id).await?,
+            Command::Replay(replay) => {
+                let replay = rules.replay(&replay.request()?).await?;
+                warn(&replay.warnings);
+                match format {
+                    output::Format::Table => output::write_stdout(&replay_text(&replay))?,
+                    output::Format::Id => {
+                        let ids: String = replay
+                            .data
+                            .iter()
+                            .filter(|entry| entry.verdict == "would_pass")
+                            .map(|entry| format!("{}\n", entry.activity_id))
+                            .collect();
+                        output::write_stdout(&ids)?;
+                    }
+                    output::Format::Json | output::Format::Yaml => output::document(format, &replay)?,
+                }
+            }
             Command::Simulate(simulate) => {
                 let simulation = rules.simulate(&simulate.request()?).await?;
                 match format {
@@ -529,8 +679,8 @@ async fn workload_env(admin: &keyless_client::admin::Admin, format: output::Form
 }
 
 /// Prints a saved rule's lint warnings to stderr, one line each (the output itself stays parseable).
-fn warn(rule: &FederationRule) {
-    for warning in &rule.warnings {
+fn warn(warnings: &[RuleWarning]) {
+    for warning in warnings {
         eprintln!("warning: {} ({}): {}", warning.code, warning.field, warning.message);
     }
 }

@@ -967,3 +967,154 @@ fn rules_simulate_prints_every_check_and_the_verdict() {
     ])
     .assert_server_error("rule_id: no such federation rule: fdrl_missing");
 }
+
+#[test]
+fn rules_replay_shows_which_refused_exchanges_a_draft_would_let_through_and_dry_run_creates_nothing() {
+    let app = App::start(Db::Sqlite);
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::generate(Algorithm::Es256).unwrap();
+    let jwks_file = dir.path().join("jwks.json");
+    std::fs::write(&jwks_file, json!({ "keys": [key.public_jwk()] }).to_string()).unwrap();
+    let issuer = app.json(&[
+        "issuers",
+        "create",
+        "--name",
+        "ci",
+        "--issuer-url",
+        "https://issuer.example.com",
+        "--jwks-file",
+        jwks_file.to_str().unwrap(),
+    ]);
+    let issuer_id = issuer["id"].as_str().unwrap();
+    let account = app.json(&["service-accounts", "create", "--name", "deployer"]);
+    let account_id = account["id"].as_str().unwrap();
+    let rule = app.json(&[
+        "rules",
+        "create",
+        "--name",
+        "deploy-main",
+        "--issuer-id",
+        issuer_id,
+        "--subject-prefix",
+        "repo:acme/app:ref:refs/heads/main",
+        "--audience",
+        "keyless-test",
+        "--service-account-id",
+        account_id,
+    ]);
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap();
+    for (sub, jti) in [
+        ("repo:acme/app:ref:refs/heads/release", "a"),
+        ("repo:evil/app:ref:refs/heads/main", "b"),
+    ] {
+        let claims = json!({
+            "iss": "https://issuer.example.com", "sub": sub, "aud": "keyless-test", "jti": jti,
+            "iat": now, "exp": now + 300,
+        });
+        let token = key.sign_jwt(claims.as_object().unwrap()).unwrap();
+        let refused = app.server.api(
+            "POST",
+            "/v1/oauth/token",
+            &app.token,
+            Some(json!({
+                "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                "assertion": token,
+                "federation_rule_id": rule["id"],
+            })),
+            400,
+        );
+        assert_eq!(refused["error_code"], "subject_mismatch", "{refused}");
+    }
+
+    let draft = [
+        "--issuer-id",
+        issuer_id,
+        "--subject-prefix",
+        "repo:acme/app:ref:refs/heads/*",
+        "--audience",
+        "keyless-test",
+        "--service-account-id",
+        account_id,
+    ];
+    let run = app.cli(&[&["rules", "replay"][..], &draft].concat());
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert!(
+        run.stdout.starts_with(&format!(
+            "2 refused exchange(s) of {issuer_id} replayed through the draft: 1 would pass, 0 would pass if \
+             their signature verified, 1 would still be refused, 0 not replayable\n"
+        )),
+        "{run:#?}"
+    );
+    let rows: Vec<Vec<&str>> = run
+        .stdout
+        .lines()
+        .skip(3)
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{run:#?}");
+    assert_eq!(
+        rows[0][1..5],
+        [
+            "repo:evil/app:ref:refs/heads/main",
+            "subject_mismatch",
+            "would_reject",
+            "subject_mismatch"
+        ]
+    );
+    assert_eq!(
+        rows[1][1..5],
+        [
+            "repo:acme/app:ref:refs/heads/release",
+            "subject_mismatch",
+            "would_pass",
+            "workspace:developer"
+        ]
+    );
+
+    // The stored rule, as it is, refuses both again; the typed answer is exactly the server's JSON.
+    let stored = app
+        .cli(&["rules", "replay", "--rule", rule["id"].as_str().unwrap(), "-o", "json"])
+        .json();
+    assert_eq!(stored["summary"]["would_reject"], 2, "{stored}");
+    let raw = app.server.api(
+        "POST",
+        "/v1/organizations/federation_rules/replay",
+        &app.token,
+        Some(json!({ "rule_id": rule["id"], "limit": 1 })),
+        200,
+    );
+    let typed: keyless_api::Replay = serde_json::from_value(raw.clone()).unwrap();
+    assert_exact("replay", &typed, &raw);
+    app.cli(&[&["rules", "replay", "--rule", rule["id"].as_str().unwrap()][..], &draft].concat())
+        .assert_local_error("--rule: replays a stored rule");
+
+    // --dry-run: a create checked, nothing created; a refusal exits 2 with its message.
+    let before = app.json(&["rules", "list"]);
+    let run = app.cli(&[&["rules", "create", "--dry-run", "--name", "wider"][..], &draft].concat());
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert_eq!(run.stdout, "valid: a create would succeed (nothing was created)\n");
+    app.cli(&[
+        "rules",
+        "create",
+        "--dry-run",
+        "--name",
+        "loose",
+        "--issuer-id",
+        issuer_id,
+        "--subject-prefix",
+        "*",
+        "--service-account-id",
+        account_id,
+    ])
+    .assert_server_error(
+        "match: an identity constraint is required: a subject_prefix other than \"*\", a claims entry, or a \
+         condition that is not true for an empty claim set",
+    );
+    assert_eq!(app.json(&["rules", "list"]), before);
+}

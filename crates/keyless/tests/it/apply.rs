@@ -144,7 +144,7 @@ fn apply_plan_prune_and_export_converge_on_both_databases() {
                  "fields": [{"field": "description", "previous": "Deploys", "new": "Deploys prod"}]},
                 {"action": "update", "kind": "rule", "name": "deploy", "id": deploy["id"],
                  "fields": [{"field": "match.subject_prefix", "previous": main, "new": release}]},
-            ]}),
+            ], "rules": [{"name": "deploy", "status": "valid", "warnings": []}]}),
             "{db:?}"
         );
         let text_plan = apply(&app, &edited, &["--plan"]);
@@ -223,18 +223,72 @@ fn apply_plan_prune_and_export_converge_on_both_databases() {
             .assert_local_error("workspaces[1].name: duplicate name `prod` (also workspaces[0])");
         assert_no_changes(&apply(&app, &without, &["--plan"]));
 
-        // A refusal mid-apply stops there and says what was applied already; the next apply converges.
+        // The plan shows each written rule's lint warnings, asked of the server before anything changes.
+        let widened = write(
+            dir.path(),
+            "widened.yaml",
+            &config(&keys, "Deploys prod", release, false).replace(
+                "claims: {repository_owner_id: \"42\"}",
+                "claims: {repository_owner: acme}",
+            ),
+        );
+        let run = apply(&app, &widened, &["--plan"]);
+        assert_eq!(run.code, Some(0), "{run:#?}");
+        assert!(
+            run.stdout.contains("~ update rule deploy\n")
+                && run
+                    .stdout
+                    .contains("    warning: mutable_claim (match.claims.repository_owner): "),
+            "{run:#?}"
+        );
+        let events_before = app.json(&["activities", "list", "--limit", "100"]);
+
+        // A rule the server would refuse stops the apply before anything changes: the plan says why.
         let refused_text = config(&keys, "Deploys prod", release, false)
             .replace("  - name: prod\n", "  - name: prod\n  - name: staging\n")
             + "  - {name: bad, issuer: github, service_account: deployer, match: {audience: x}}\n";
         let refused = write(dir.path(), "refused.yaml", &refused_text);
-        let run = apply(&app, &refused, &[]);
+        let run = apply(&app, &refused, &["--plan"]);
+        assert_eq!(run.code, Some(1), "{run:#?}");
+        assert!(
+            run.stdout
+                .contains("+ create rule bad\n    refused: no_identity_constraint (match: "),
+            "{run:#?}"
+        );
+        apply(&app, &refused, &[])
+            .assert_local_error("the server would refuse rule bad: match: an identity constraint is required");
+        assert_eq!(
+            app.json(&["activities", "list", "--limit", "100"]),
+            events_before,
+            "neither the plan nor the refused apply changed anything"
+        );
+
+        // A rule naming an issuer the plan creates is checked when applied: a refusal then stops the
+        // apply there and says what was applied already; the next apply converges.
+        let deferred_text = refused_text
+            .replace(
+                "rules:\n",
+                "  - name: ci\n    issuer_url: https://ci.example.com\n    jwks: {type: inline, keys: KEYS}\nrules:\n",
+            )
+            .replacen("KEYS", &keys.to_string(), 1)
+            .replace("{name: bad, issuer: github,", "{name: bad, issuer: ci,");
+        let deferred = write(dir.path(), "deferred.yaml", &deferred_text);
+        let run = apply(&app, &deferred, &["--plan"]);
+        assert!(
+            run.stdout
+                .contains("+ create rule bad\n    lints: issuer ci is created by this plan: checked when applied\n"),
+            "{run:#?}"
+        );
+        let run = apply(&app, &deferred, &[]);
         assert_eq!(run.code, Some(2), "{run:#?}");
-        assert_eq!(run.stdout, "+ create workspace staging\n", "{run:#?}");
+        assert_eq!(
+            run.stdout, "+ create workspace staging\n+ create issuer ci\n",
+            "{run:#?}"
+        );
         let mut stderr = run.stderr.lines();
         assert_eq!(
             stderr.next().unwrap(),
-            "error: 1 of 2 changes were applied before `create rule bad` failed; nothing was rolled back \
+            "error: 2 of 3 changes were applied before `create rule bad` failed; nothing was rolled back \
              (fix the cause and apply again: it converges)"
         );
         assert!(
@@ -244,7 +298,7 @@ fn apply_plan_prune_and_export_converge_on_both_databases() {
         let fixed = write(
             dir.path(),
             "fixed.yaml",
-            &refused_text.replace(
+            &deferred_text.replace(
                 "match: {audience: x}",
                 "match: {subject_prefix: \"repo:acme/app:ref:refs/heads/main\"}",
             ),

@@ -45,6 +45,14 @@ pub const MAX_LIMIT: u32 = 500;
 pub const SCAN_LIMIT: u32 = 20_000;
 /// Events read per step back through the feed.
 const SCAN_STEP: u32 = 1_000;
+/// The fields of a replayed entry taken from the simulation's result (with `checks`).
+const SIMULATED: [&str; 5] = [
+    "code",
+    "scope",
+    "token_lifetime_seconds",
+    "workspace_id",
+    "service_account_id",
+];
 
 /// The body of a replay: the rule (a draft or a stored one) and how many attempts.
 #[derive(Debug, Default, Deserialize)]
@@ -169,6 +177,10 @@ impl<'a> Attempt<'a> {
             Err(reason) => {
                 entry.insert("verdict".to_owned(), Value::from("not_replayable"));
                 entry.insert("reason".to_owned(), Value::from(reason));
+                for field in SIMULATED {
+                    entry.insert(field.to_owned(), Value::Null);
+                }
+                entry.insert("checks".to_owned(), Value::Array(Vec::new()));
                 return Ok(Value::Object(entry));
             }
         };
@@ -189,14 +201,8 @@ impl<'a> Attempt<'a> {
             _ => "would_reject",
         };
         entry.insert("verdict".to_owned(), Value::from(verdict));
-        for field in [
-            "code",
-            "scope",
-            "token_lifetime_seconds",
-            "workspace_id",
-            "service_account_id",
-            "checks",
-        ] {
+        entry.insert("reason".to_owned(), Value::Null);
+        for field in SIMULATED.into_iter().chain(["checks"]) {
             entry.insert(field.to_owned(), simulated.get(field).cloned().unwrap_or(Value::Null));
         }
         Ok(Value::Object(entry))
