@@ -138,39 +138,42 @@ fn push_values<'a>(query: &mut Query<'a>, activity: &'a Activity) {
 impl Tx {
     /// Appends one event; returns its ID. It is visible, and durable, once the transaction commits.
     pub async fn activity_append(&mut self, activity: &Activity) -> Result<i64, StoreError> {
-        let ids = self.activity_append_many(std::slice::from_ref(activity)).await?;
-        ids.first()
+        let mut query = insert_query(std::slice::from_ref(activity));
+        query.push_sql(" RETURNING id");
+        self.conn()
+            .fetch_returning(&query, |row| row.int("id"))
+            .await?
+            .first()
             .copied()
             .ok_or_else(|| StoreError::Unavailable(BackendError::new("the insert returned no id")))
     }
 
-    /// Appends events in order, in as few statements as possible; returns their IDs, in the same order.
-    pub async fn activity_append_many<T: Borrow<Activity>>(
-        &mut self,
-        activities: &[T],
-    ) -> Result<Vec<i64>, StoreError> {
-        let mut ids = Vec::with_capacity(activities.len());
+    /// Appends events in order (their IDs ascend in input order), in as few statements as possible,
+    /// returning nothing: a group commit's events cost one message to the database per statement, not
+    /// one per row.
+    pub async fn activity_append_many<T: Borrow<Activity>>(&mut self, activities: &[T]) -> Result<(), StoreError> {
         let mut conn = self.conn();
         for chunk in row_chunks(activities) {
-            let mut query = Query::new(
-                "INSERT INTO activities (organization_id, activity_type, actor_id, resource_id, request_id, \
-                 created_at, payload) VALUES ",
-            );
-            for (idx, activity) in chunk.iter().map(Borrow::borrow).enumerate() {
-                if idx > 0 {
-                    query.push_sql(", ");
-                }
-                push_values(&mut query, activity);
-            }
-            query.push_sql(" RETURNING id");
-            // Rows of one multi-row INSERT get increasing IDs in VALUES order on both backends, but
-            // RETURNING does not promise that order: sort to restore it.
-            let mut chunk_ids = conn.fetch_returning(&query, |row| row.int("id")).await?;
-            chunk_ids.sort_unstable();
-            ids.extend(chunk_ids);
+            conn.execute(&insert_query(chunk)).await?;
         }
-        Ok(ids)
+        Ok(())
     }
+}
+
+/// `INSERT INTO activities … VALUES` with one row per event: rows of one multi-row INSERT get
+/// increasing IDs in VALUES order on both backends.
+fn insert_query<T: Borrow<Activity>>(activities: &[T]) -> Query<'_> {
+    let mut query = Query::new(
+        "INSERT INTO activities (organization_id, activity_type, actor_id, resource_id, request_id, created_at, \
+         payload) VALUES ",
+    );
+    for (idx, activity) in activities.iter().map(Borrow::borrow).enumerate() {
+        if idx > 0 {
+            query.push_sql(", ");
+        }
+        push_values(&mut query, activity);
+    }
+    query
 }
 
 /// `SELECT … FROM activities` of the organization, of `activity_types` when any are given.

@@ -167,7 +167,11 @@ impl Pools {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(SQLITE_BUSY_TIMEOUT)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // sqlx sends each result row from the connection's worker thread as its own message, and
+            // the worker blocks whenever this many are unread: with the default (50), a 512-row
+            // `RETURNING` was ten thread hand-offs. Room for a whole statement's rows makes it none.
+            .row_buffer_size(MAX_ROWS_PER_STATEMENT);
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)

@@ -32,7 +32,8 @@
 //!   composite foreign key (`(organization_id, issuer_id)` → issuers, …).
 //! - **Atomic changes.** Every admin change and every minted token is written in a [`Tx`] with its
 //!   activity event, and exists for anyone only after [`Tx::commit`]. Group commits append many events in
-//!   one statement ([`Tx::activity_append_many`]); a replayed `jti` does not abort the transaction.
+//!   one statement ([`Tx::activity_append_many`], which returns no IDs: a message per statement, not per
+//!   row); a replayed `jti` does not abort the transaction.
 //! - **Durability and isolation.** SQLite: one file, WAL, `synchronous=NORMAL` (a commit survives a
 //!   process crash; an OS crash or power loss may lose the last commits, never corrupt), `busy_timeout`
 //!   5 s, foreign keys on, one writer connection (writers queue in the pool) and eight readers; write

@@ -33,12 +33,29 @@ async fn append_one_and_many(db: Db) {
         })
         .collect();
     let mut tx = store.begin().await.unwrap();
-    let ids = tx.activity_append_many(&many).await.unwrap();
-    assert!(tx.activity_append_many::<Activity>(&[]).await.unwrap().is_empty());
+    tx.activity_append_many(&many).await.unwrap();
+    tx.activity_append_many::<Activity>(&[]).await.unwrap();
     tx.commit().await.unwrap();
+    let mut ids: Vec<i64> = store
+        .activity_scan(&org.id, &["platform_federated_authentication"], None, 5000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|record| record.id)
+        .collect();
+    ids.reverse();
     assert_eq!(ids.len(), many.len());
     assert!(ids.windows(2).all(|pair| pair[0] < pair[1]));
     assert!(ids[0] > id);
+    // A scan walks back from an ID in steps of any size.
+    let step: Vec<i64> = store
+        .activity_scan(&org.id, &["platform_federated_authentication"], Some(ids[600]), 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|record| record.id)
+        .collect();
+    assert_eq!(step, ids[500..600].iter().rev().copied().collect::<Vec<_>>());
     for idx in [0, 499, 500, 1202] {
         let stored = store.activity_get(&org.id, ids[idx]).await.unwrap();
         assert_eq!(stored.activity, many[idx], "{idx}");

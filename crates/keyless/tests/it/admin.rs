@@ -817,12 +817,11 @@ fn completions_print_a_script() {
     assert!(run.stdout.contains("complete -F _keyless"), "{run:#?}");
 }
 
-#[test]
-fn rules_simulate_prints_every_check_and_the_verdict() {
-    let app = App::start(Db::Sqlite);
-    let dir = tempfile::tempdir().unwrap();
+/// An issuer `ci` (`https://issuer.example.com`) whose inline JWKS holds a fresh ES256 key, and a
+/// service account `deployer`: `(key, issuer, account)`.
+fn signing_issuer(app: &App, dir: &std::path::Path) -> (SigningKey, Value, Value) {
     let key = SigningKey::generate(Algorithm::Es256).unwrap();
-    let jwks_file = dir.path().join("jwks.json");
+    let jwks_file = dir.join("jwks.json");
     std::fs::write(&jwks_file, json!({ "keys": [key.public_jwk()] }).to_string()).unwrap();
     let issuer = app.json(&[
         "issuers",
@@ -834,8 +833,16 @@ fn rules_simulate_prints_every_check_and_the_verdict() {
         "--jwks-file",
         jwks_file.to_str().unwrap(),
     ]);
-    let issuer_id = issuer["id"].as_str().unwrap();
     let account = app.json(&["service-accounts", "create", "--name", "deployer"]);
+    (key, issuer, account)
+}
+
+#[test]
+fn rules_simulate_prints_every_check_and_the_verdict() {
+    let app = App::start(Db::Sqlite);
+    let dir = tempfile::tempdir().unwrap();
+    let (key, issuer, account) = signing_issuer(&app, dir.path());
+    let issuer_id = issuer["id"].as_str().unwrap();
     let rule = app.json(&[
         "rules",
         "create",
@@ -972,21 +979,8 @@ fn rules_simulate_prints_every_check_and_the_verdict() {
 fn rules_replay_shows_which_refused_exchanges_a_draft_would_let_through_and_dry_run_creates_nothing() {
     let app = App::start(Db::Sqlite);
     let dir = tempfile::tempdir().unwrap();
-    let key = SigningKey::generate(Algorithm::Es256).unwrap();
-    let jwks_file = dir.path().join("jwks.json");
-    std::fs::write(&jwks_file, json!({ "keys": [key.public_jwk()] }).to_string()).unwrap();
-    let issuer = app.json(&[
-        "issuers",
-        "create",
-        "--name",
-        "ci",
-        "--issuer-url",
-        "https://issuer.example.com",
-        "--jwks-file",
-        jwks_file.to_str().unwrap(),
-    ]);
+    let (key, issuer, account) = signing_issuer(&app, dir.path());
     let issuer_id = issuer["id"].as_str().unwrap();
-    let account = app.json(&["service-accounts", "create", "--name", "deployer"]);
     let account_id = account["id"].as_str().unwrap();
     let rule = app.json(&[
         "rules",
