@@ -19,13 +19,14 @@
 //! its keys could not be fetched) can at best `would_pass_if_verified`; a `jti_reused` attempt, an
 //! undecodable token, a claim set the feed truncated and a malformed request are `not_replayable`.
 //!
-//! A draft goes through every check a create makes ([`rules::dry_run`]: refusals, lint warnings,
+//! A draft goes through every check a create makes (`rules::dry_run`: refusals, lint warnings,
 //! references) and is saved nowhere. No activity event: a replay only reads the feed.
 
 use std::collections::BTreeMap;
 
 use keyless_core::exchange::ExchangeRequest;
 use keyless_core::id::{IssuerId, RuleId, ServiceAccountId, WorkspaceSelector};
+use keyless_core::rejection::RejectionCode;
 use keyless_core::rule::{Rule, RuleDraft};
 use keyless_core::scope::ScopeSet;
 use keyless_core::simulate::Verification;
@@ -84,7 +85,7 @@ impl<'a> Attempt<'a> {
         let data = payload.get("event_data")?.as_object()?;
         let status = payload.get("status");
         let code = if record.activity.activity_type == SHADOW_ACTIVITY_TYPE {
-            "rule_in_shadow_mode"
+            RejectionCode::RuleInShadowMode.as_str()
         } else if status.and_then(|status| status.get("outcome")).and_then(Value::as_str) == Some("failure") {
             status.and_then(|status| status.get("reason")).and_then(Value::as_str)?
         } else {
@@ -135,7 +136,7 @@ impl<'a> Attempt<'a> {
 
     /// Why it cannot be replayed, if it cannot.
     fn not_replayable(&self) -> Option<String> {
-        if self.code == "jti_reused" {
+        if self.code == RejectionCode::JtiReused.as_str() {
             return Some(
                 "the token had already been used (jti_reused): a replay is refused whatever the rule".to_owned(),
             );
