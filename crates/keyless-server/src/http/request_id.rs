@@ -81,7 +81,10 @@ mod tests {
         let id = new_id();
         let after = clock::now_unix_millis();
         let millis = u64::from_str_radix(id.get(4..16).unwrap_or_default(), 16).unwrap_or_default();
-        assert!((before..=after).contains(&millis), "{id}: {millis} not in {before}..={after}");
+        assert!(
+            (before..=after).contains(&millis),
+            "{id}: {millis} not in {before}..={after}"
+        );
         // A millisecond later sorts after, whatever the random halves.
         for _ in 0..100 {
             assert!(new_id_at(1_795_000_000_001) > new_id_at(1_795_000_000_000));
