@@ -2,7 +2,8 @@
 //!
 //! Parts: [`RuleUpdate`] (the update body; a create body is keyless-core's [`RuleDraft`]), [`view`],
 //! then [`create`], [`list`], [`get`], [`update`], [`archive`], [`workspaces`], [`workspace_add`],
-//! [`workspace_remove`].
+//! [`workspace_remove`]; [`validate_draft`] (a create run dry, through `dry_run`, which replay's drafts
+//! go through too).
 //!
 //! A create or an update is validated whole by [`RuleDraft::validate`] against the rule's issuer (an
 //! update merges the body into the stored rule first: `match` and `target` are replaced whole, any of
