@@ -67,6 +67,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0003_api_keys_and_usage.sql"),
     ),
     (4, "rule mode", include_str!("../migrations/sqlite/0004_rule_mode.sql")),
+    (
+        5,
+        "jti in time order",
+        include_str!("../migrations/sqlite/0005_jti_in_time_order.sql"),
+    ),
 ];
 /// The PostgreSQL migrations, in order: `(version, description, sql)`.
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -85,6 +90,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "rule mode",
         include_str!("../migrations/postgres/0004_rule_mode.sql"),
+    ),
+    (
+        5,
+        "jti in time order",
+        include_str!("../migrations/postgres/0005_jti_in_time_order.sql"),
     ),
 ];
 
@@ -767,6 +777,50 @@ mod tests {
         let sizes: Vec<usize> = chunks.iter().map(|chunk| chunk.len()).collect();
         assert_eq!(sizes, expect, "{rows}");
         assert_eq!(chunks.concat(), items, "{rows}: order kept, nothing lost");
+    }
+
+    /// Migration 5 rebuilds `jti_records` with a new key: the records kept before it stay, and a
+    /// replay of one is still refused.
+    #[tokio::test]
+    async fn jti_records_survive_their_rekeying() {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        migrator(&SQLITE_MIGRATIONS[..4]).run(&pool).await.unwrap();
+        sqlx::query(
+            "INSERT INTO jti_records (issuer_id, jti, keep_until) VALUES ('fdis_a', 'x', 100), ('fdis_a', 'y', 200)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        migrator(SQLITE_MIGRATIONS).run(&pool).await.unwrap();
+        let kept: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT issuer_id, jti, keep_until FROM jti_records ORDER BY jti")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            kept,
+            [
+                ("fdis_a".to_owned(), "x".to_owned(), 100),
+                ("fdis_a".to_owned(), "y".to_owned(), 200)
+            ]
+        );
+        let replay = sqlx::query("INSERT INTO jti_records (issuer_id, jti, keep_until) VALUES ('fdis_a', 'x', 100)")
+            .execute(&pool)
+            .await;
+        assert!(
+            replay.is_err(),
+            "a replay of a record kept before the migration conflicts"
+        );
+        let indexes: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'jti_records'")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert!(indexes.contains(&"jti_records_expiry".to_owned()), "{indexes:?}");
     }
 
     #[test]

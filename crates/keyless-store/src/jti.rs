@@ -46,18 +46,18 @@ impl Tx {
                 query.push_arg(*keep_until);
                 query.push_sql(")");
             }
-            query.push_sql(" ON CONFLICT (issuer_id, jti) DO NOTHING RETURNING issuer_id, jti");
-            let mut inserted: HashSet<(String, String)> = conn
-                .fetch_returning(&query, |row| Ok((row.text("issuer_id")?, row.text("jti")?)))
+            query.push_sql(" ON CONFLICT (issuer_id, keep_until, jti) DO NOTHING RETURNING issuer_id, jti, keep_until");
+            let mut inserted: HashSet<(String, String, i64)> = conn
+                .fetch_returning(&query, |row| {
+                    Ok((row.text("issuer_id")?, row.text("jti")?, row.int("keep_until")?))
+                })
                 .await?
                 .into_iter()
                 .collect();
-            // A `jti` used twice in one chunk is inserted once: its first use takes the returned row.
-            first_uses.extend(
-                chunk
-                    .iter()
-                    .map(|(issuer_id, jti, _)| inserted.remove(&(issuer_id.as_str().to_owned(), (*jti).to_owned()))),
-            );
+            // A use twice in one chunk is inserted once: its first use takes the returned row.
+            first_uses.extend(chunk.iter().map(|(issuer_id, jti, keep_until)| {
+                inserted.remove(&(issuer_id.as_str().to_owned(), (*jti).to_owned(), *keep_until))
+            }));
         }
         Ok(first_uses)
     }

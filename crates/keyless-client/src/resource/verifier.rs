@@ -1,7 +1,8 @@
 //! [`Verifier`]: is this keyless access token good, and whose is it — introspection, cached.
 //!
 //! `verify(token)`:
-//! 1. A string not shaped like a keyless access token (`keyless_at_` + 49 base64url characters) is
+//! 1. A string not shaped like a keyless access token (`keyless_at_` + 57 base64url characters, or 49 for
+//!    one minted by an earlier version) is
 //!    refused at once, with no network call (the server would answer `active: false` anyway).
 //! 2. The cache (keyed by SHA-256 of the token) answers if it holds a fresh answer.
 //! 3. Otherwise one introspection call (`POST /v1/oauth/introspect` with the resource server's own
@@ -45,8 +46,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The prefix of every keyless access token.
 const ACCESS_TOKEN_PREFIX: &str = "keyless_at_";
-/// Characters after the prefix: 43 of randomness and 6 of checksum, base64url.
-const ACCESS_TOKEN_BODY_LEN: usize = 49;
+/// Characters after the prefix, base64url: 8 of mint time, 43 of randomness and 6 of checksum — or,
+/// minted by an earlier server, no time.
+const ACCESS_TOKEN_BODY_LENS: [usize; 2] = [57, 49];
 
 /// The answer every concurrent caller of one token waits for.
 type Outcome = Result<Answer, Denial>;
@@ -371,7 +373,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, Denial> {
 /// Whether `token` has the shape of a keyless access token (the checksum is left to the server).
 fn looks_like_access_token(token: &str) -> bool {
     token.strip_prefix(ACCESS_TOKEN_PREFIX).is_some_and(|body| {
-        body.len() == ACCESS_TOKEN_BODY_LEN
+        ACCESS_TOKEN_BODY_LENS.contains(&body.len())
             && body
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -425,9 +427,10 @@ mod tests {
 
     #[test]
     fn only_keyless_shaped_tokens_are_introspected() {
-        let good = format!("keyless_at_{}", "A".repeat(49));
-        assert!(looks_like_access_token(&good));
+        assert!(looks_like_access_token(&format!("keyless_at_{}", "A".repeat(57))));
+        assert!(looks_like_access_token(&format!("keyless_at_{}", "A".repeat(49))));
         assert!(!looks_like_access_token(&format!("keyless_at_{}", "A".repeat(48))));
+        assert!(!looks_like_access_token(&format!("keyless_at_{}", "A".repeat(56))));
         assert!(!looks_like_access_token(&format!("keyless_at_{}=", "A".repeat(48))));
         assert!(!looks_like_access_token(&format!("other_at_{}", "A".repeat(51))));
         assert!(!looks_like_access_token("eyJhbGciOiJSUzI1NiJ9.e30.sig"));

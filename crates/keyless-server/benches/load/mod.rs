@@ -238,7 +238,13 @@ pub(crate) fn now() -> i64 {
     i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()).unwrap()
 }
 
-/// `count` (or a few more) RS256 subject tokens, each with its own `jti`, signed on every core.
+/// Tokens a workload fleet mints per second, as the subject tokens' `exp`s advance (see [`mint_tokens`]).
+const MINTED_PER_SECOND: usize = 10_000;
+
+/// `count` (or a few more) RS256 subject tokens, signed on every core, shaped as a fleet presents them:
+/// each with a random `jti` (a UUID's 122 random bits, as GitHub's and most issuers' are), and `exp`s
+/// advancing in the order the tokens are handed out, one second per [`MINTED_PER_SECOND`] tokens — real
+/// tokens are minted moments before they are exchanged, so a later exchange carries a later `exp`.
 pub(crate) fn mint_tokens(key: &SigningKey, audience: &str, count: usize) -> Vec<String> {
     let threads = std::thread::available_parallelism().map_or(2, usize::from);
     let per_thread = count.div_ceil(threads);
@@ -249,13 +255,16 @@ pub(crate) fn mint_tokens(key: &SigningKey, audience: &str, count: usize) -> Vec
                 scope.spawn(move || {
                     (0..per_thread)
                         .map(|index| {
+                            let position = thread * per_thread + index;
+                            let mut jti = [0u8; 16];
+                            aws_lc_rs::rand::fill(&mut jti).unwrap();
                             let claims = json!({
                                 "iss": "https://bench.example.com",
                                 "sub": format!("system:serviceaccount:bench:worker-{thread}"),
                                 "aud": [audience],
                                 "iat": now,
-                                "exp": now + 3000,
-                                "jti": format!("{thread}-{index}"),
+                                "exp": now + 3000 + i64::try_from(position / MINTED_PER_SECOND).unwrap(),
+                                "jti": jti.iter().map(|byte| format!("{byte:02x}")).collect::<String>(),
                             });
                             key.sign_jwt(claims.as_object().unwrap()).unwrap()
                         })

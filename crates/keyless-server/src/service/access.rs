@@ -24,7 +24,7 @@ pub async fn active_token(state: &AppState, text: &str, now: i64) -> Result<Opti
     if !token::looks_valid(text) {
         return Ok(None);
     }
-    match state.store.access_token_get(&token::hash(text)).await {
+    match state.store.access_token_get(&token::key(text)).await {
         Ok(record) if record.is_active(now) && record.organization_id == state.organization_id => Ok(Some(record)),
         Ok(_) | Err(StoreError::NotFound) => Ok(None),
         Err(error) => Err(error),
@@ -57,14 +57,14 @@ pub async fn revoke(state: &AppState, text: &str, request_id: &str, now: i64) ->
     if !token::looks_valid(text) {
         return Ok(());
     }
-    let hash = token::hash(text);
-    let record = match state.store.access_token_get(&hash).await {
+    let key = token::key(text);
+    let record = match state.store.access_token_get(&key).await {
         Ok(record) if record.organization_id == state.organization_id => record,
         Ok(_) | Err(StoreError::NotFound) => return Ok(()),
         Err(error) => return Err(error),
     };
     let mut tx = state.store.begin().await?;
-    if tx.access_token_revoke(&hash, now).await? {
+    if tx.access_token_revoke(&key, now).await? {
         // Credential checks cache tokens per configuration generation: a revocation is a change.
         tx.config_generation_bump(&record.organization_id).await?;
         let actor = record.service_account_id.as_ref().map(|id| id.as_str().to_owned());
@@ -77,7 +77,7 @@ pub async fn revoke(state: &AppState, text: &str, request_id: &str, now: i64) ->
             created_at: now,
             payload: json!({
                 "access_token": {
-                    "sha256": token::hex(&hash),
+                    "sha256": token::hex(&token::hash(text)),
                     "scope": record.scope.to_string(),
                     "expires_at": record.expires_at,
                     "workspace_id": record.workspace_id.as_ref().map(|id| id.as_str()),

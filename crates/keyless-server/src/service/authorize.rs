@@ -206,7 +206,8 @@ struct Cached {
 /// The authorizer: route table, credential cache and rate limiter. One per server.
 pub struct Authorizer {
     settings: AuthorizeSettings,
-    cache: Mutex<HashMap<[u8; 32], Cached>>,
+    /// Keyed by the credential's store key ([`token::key`]).
+    cache: Mutex<HashMap<Box<[u8]>, Cached>>,
     limiter: Mutex<Limiter>,
 }
 
@@ -340,9 +341,9 @@ impl Authorizer {
                 ),
             ));
         }
-        let hash = token::hash(secret);
+        let store_key = token::key(secret);
         let principal = self
-            .lookup(state, &hash, is_key)
+            .lookup(state, &store_key, is_key)
             .await
             .map_err(|refusal| (None, refusal))?;
         let Some(principal) = principal.filter(|principal| principal.organization_id == state.organization_id) else {
@@ -362,18 +363,22 @@ impl Authorizer {
         Err((Some(principal), refusal))
     }
 
-    /// What the store says about the credential with `hash`, from the cache when current.
-    async fn lookup(&self, state: &AppState, hash: &[u8], is_key: bool) -> Result<Option<Arc<Principal>>, Refusal> {
-        let key: [u8; 32] = hash.try_into().unwrap_or([0; 32]);
+    /// What the store says about the credential with `store_key`, from the cache when current.
+    async fn lookup(
+        &self,
+        state: &AppState,
+        store_key: &[u8],
+        is_key: bool,
+    ) -> Result<Option<Arc<Principal>>, Refusal> {
         let epoch = state.store.config_epoch();
         if let (Some(epoch), Ok(cache)) = (epoch, self.cache.lock())
-            && let Some(cached) = cache.get(&key)
+            && let Some(cached) = cache.get(store_key)
             && cached.epoch == epoch
         {
             return Ok(cached.principal.clone());
         }
         let found = if is_key {
-            state.store.api_key_get_by_hash(hash).await.map(|key| Principal {
+            state.store.api_key_get_by_hash(store_key).await.map(|key| Principal {
                 kind: PrincipalKind::ApiKey,
                 id: key.id.as_str().to_owned(),
                 organization_id: key.organization_id,
@@ -387,7 +392,7 @@ impl Authorizer {
                 api_key_id: Some(key.id),
             })
         } else {
-            state.store.access_token_get(hash).await.map(|token| Principal {
+            state.store.access_token_get(store_key).await.map(|token| Principal {
                 kind: if token.service_account_id.is_some() {
                     PrincipalKind::ServiceAccount
                 } else {
@@ -429,7 +434,7 @@ impl Authorizer {
                 }
             }
             cache.insert(
-                key,
+                store_key.into(),
                 Cached {
                     epoch,
                     principal: principal.clone(),

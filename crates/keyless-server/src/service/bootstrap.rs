@@ -50,6 +50,7 @@ use keyless_store::{Limit, ListQuery, Page, Store, StoreError};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
+use crate::clock;
 use crate::service::admin::issuers::{self, IssuerCreate};
 use crate::service::admin::service_accounts::{self, ServiceAccountCreate};
 use crate::service::admin::{Actor, AdminError, Ctx, rules};
@@ -164,7 +165,7 @@ async fn create(
     let signing_key =
         SigningKey::generate(SIGNING_ALGORITHM).map_err(|err| BootstrapError::Signing(err.to_string()))?;
     let sealed = kek.seal(signing_key.kid(), signing_key.pkcs8().der())?;
-    let admin_token = token::mint().map_err(|_| BootstrapError::Random)?;
+    let admin_token = token::mint(clock::now_unix_millis()).map_err(|_| BootstrapError::Random)?;
     let expires_at = now + BOOTSTRAP_TOKEN_SECONDS;
     let scope = ScopeSet::parse(keyless_core::scope::ORG_ADMIN).map_err(|_| BootstrapError::Random)?;
 
@@ -200,7 +201,7 @@ async fn create(
     })
     .await?;
     tx.access_token_create(&AccessTokenRecord {
-        hash: admin_token.hash.clone(),
+        hash: admin_token.key.clone(),
         organization_id: organization_id.clone(),
         workspace_id: None,
         service_account_id: None,
@@ -221,7 +222,7 @@ async fn create(
         payload: json!({
             "default_workspace_id": workspace_id.as_str(),
             "signing_key": { "kid": signing_key.kid(), "alg": SIGNING_ALGORITHM.name() },
-            "admin_token": { "sha256": token::hex(&admin_token.hash), "scope": "org:admin", "expires_at": expires_at },
+            "admin_token": { "sha256": token::hex(&admin_token.sha256), "scope": "org:admin", "expires_at": expires_at },
         }),
     })
     .await?;

@@ -39,6 +39,7 @@ use keyless_store::rule::RuleRecord;
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 
+use crate::clock;
 use crate::service::recorder::{Entry, JtiUse, Recorded};
 use crate::service::token;
 use crate::state::AppState;
@@ -235,11 +236,13 @@ fn compile(record: RuleRecord) -> Result<Rule, Rejection> {
 }
 
 /// What the activity event records, filled in as the exchange proceeds.
-#[derive(Clone)]
 struct Trace {
     event_data: Map<String, Value>,
     /// Whether the rule is in shadow mode (known once the rule is read).
     shadow: bool,
+    /// The presented token until it verifies: an event made before then records what it claims,
+    /// marked unverified (decoded only then, so a token that verifies is parsed once).
+    unverified: Option<String>,
 }
 
 impl Trace {
@@ -254,14 +257,27 @@ impl Trace {
         event_data.insert("requested_scope".to_owned(), json!(request.scope));
         event_data.insert("issuer_id".to_owned(), Value::Null);
         event_data.insert("oidc_token".to_owned(), Value::Null);
-        let mut trace = Trace {
+        Trace {
             event_data,
             shadow: false,
-        };
-        if let Some(assertion) = &request.assertion {
-            trace.record_unverified(assertion, &Limits::default());
+            unverified: request.assertion.clone(),
         }
-        trace
+    }
+
+    /// Records the verified token; what it claims is no longer recorded as unverified.
+    fn record_verified(&mut self, verified: keyless_jose::VerifiedJwt) {
+        self.unverified = None;
+        let header = &verified.header;
+        self.set(
+            "oidc_token",
+            json!({
+                "verified": true,
+                "header": { "alg": header.alg.name(), "kid": header.kid, "typ": header.typ },
+                "key_thumbprint": verified.key_thumbprint,
+                "jti": verified.claims.get("jti"),
+                "claims": Value::Object(verified.claims),
+            }),
+        );
     }
 
     /// Records what a token claims before anything is verified: marked unverified, size-capped.
@@ -304,7 +320,10 @@ impl Trace {
         self.event_data.insert(key.to_owned(), value);
     }
 
-    fn event(self, state: &AppState, request_id: &str, now: i64, status: Value) -> Activity {
+    fn event(mut self, state: &AppState, request_id: &str, now: i64, status: Value) -> Activity {
+        if let Some(assertion) = self.unverified.take() {
+            self.record_unverified(&assertion, &Limits::default());
+        }
         let activity_type = if self.shadow {
             SHADOW_ACTIVITY_TYPE
         } else {
@@ -460,23 +479,14 @@ async fn attempt(
     let verified = verify(state, issuer_record, assertion, &limits, now)
         .await
         .map_err(rejected)?;
-    trace.set(
-        "oidc_token",
-        json!({
-            "verified": true,
-            "header": { "alg": verified.header.alg.name(), "kid": verified.header.kid, "typ": verified.header.typ },
-            "key_thumbprint": verified.key_thumbprint,
-            "jti": verified.claims.get("jti"),
-            "claims": Value::Object(verified.claims.clone()),
-        }),
-    );
     let ctx = ExchangeContext {
         default_audience: &state.public_url,
         default_workspace_id: &state.default_workspace_id,
         leeway_seconds: DEFAULT_LEEWAY_SECONDS,
     };
-    let grant =
-        exchange::decide(&request, issuer, rule, service_account, &verified.claims, &ctx, now).map_err(rejected)?;
+    let decision = exchange::decide(&request, issuer, rule, service_account, &verified.claims, &ctx, now);
+    trace.record_verified(verified);
+    let grant = decision.map_err(rejected)?;
     if matches!(rule.spec.workspaces, RuleWorkspaces::All) && grant.workspace_id != state.default_workspace_id {
         check_workspace_live(state, &grant).await?;
     }
@@ -542,28 +552,26 @@ async fn grant_and_record(
     request_id: &str,
     now: i64,
 ) -> Result<IssuedToken, ExchangeError> {
-    let minted = token::mint().map_err(|_| ExchangeError::Unavailable("the random generator failed".to_owned()))?;
+    let minted = token::mint(clock::now_unix_millis())
+        .map_err(|_| ExchangeError::Unavailable("the random generator failed".to_owned()))?;
     let scope = String::from(grant.scope.clone());
     trace.set("service_account_id", Value::from(grant.service_account_id.as_str()));
     trace.set("workspace_id", Value::from(grant.workspace_id.as_str()));
-    let jti = grant.jti_to_record.clone().map(|(jti, keep_until)| {
-        let replay = Rejection::jti_reused(&jti);
-        JtiUse {
-            issuer_id,
-            jti,
-            keep_until,
-            replay_event: trace.clone().event(state, request_id, now, failure_status(&replay)),
-        }
+    let jti = grant.jti_to_record.clone().map(|(jti, keep_until)| JtiUse {
+        issuer_id,
+        jti,
+        keep_until,
+        replay_event,
     });
     trace.set(
         "access_token",
-        json!({ "sha256": token::hex(&minted.hash), "scope": scope, "expires_at": grant.expires_at }),
+        json!({ "sha256": token::hex(&minted.sha256), "scope": scope, "expires_at": grant.expires_at }),
     );
     let success = json!({ "outcome": "success", "reason": Value::Null, "detail": Value::Null });
     let entry = Entry::Grant {
         jti,
         token: AccessTokenRecord {
-            hash: minted.hash,
+            hash: minted.key,
             organization_id: grant.organization_id,
             workspace_id: Some(grant.workspace_id),
             service_account_id: Some(grant.service_account_id),
@@ -591,6 +599,19 @@ async fn grant_and_record(
             Err(ExchangeError::Rejected(rejection))
         }
     }
+}
+
+/// The event of a grant whose `jti` turned out used: the grant's, without the token it did not get,
+/// refused with `jti_reused`. Made by the writer, and only then.
+fn replay_event(granted: &Activity, jti: &str) -> Activity {
+    let mut event = granted.clone();
+    if let Some(payload) = event.payload.as_object_mut() {
+        if let Some(Value::Object(event_data)) = payload.get_mut("event_data") {
+            event_data.remove("access_token");
+        }
+        payload.insert("status".to_owned(), failure_status(&Rejection::jti_reused(jti)));
+    }
+    event
 }
 
 /// Parses the request's IDs; a malformed one is `malformed_request` naming the field.

@@ -26,8 +26,8 @@ pub const MAX_BATCH: usize = 512;
 /// How many entries may wait for the writer before callers wait to enqueue.
 const QUEUE: usize = 8192;
 
-/// A `jti` to record as used until `keep_until`, and the event to write instead of the grant's when it
-/// was already used.
+/// A `jti` to record as used until `keep_until`, and how to make the event written instead of the
+/// grant's when it was already used.
 #[derive(Debug, Clone)]
 pub struct JtiUse {
     /// The issuer whose token carried it.
@@ -36,8 +36,8 @@ pub struct JtiUse {
     pub jti: String,
     /// When it may be forgotten (the token's `exp` plus leeway).
     pub keep_until: i64,
-    /// The replay's event.
-    pub replay_event: Activity,
+    /// Makes the replay's event from the grant's event and the `jti` (called only for a replay).
+    pub replay_event: fn(&Activity, &str) -> Activity,
 }
 
 /// What to write.
@@ -186,26 +186,30 @@ async fn write(store: &Store, entries: &[&Entry]) -> Result<Vec<Recorded>, Store
         })
         .collect();
     let mut first_uses = tx.jti_record_many(&uses).await?.into_iter();
+    let replays: Vec<Option<Activity>> = entries
+        .iter()
+        .map(|entry| match entry {
+            Entry::Grant {
+                jti: Some(jti), event, ..
+            } if !first_uses.next().unwrap_or(false) => Some((jti.replay_event)(event, &jti.jti)),
+            _ => None,
+        })
+        .collect();
     let mut tokens = Vec::with_capacity(entries.len());
     let mut events = Vec::with_capacity(entries.len());
     let mut outcomes = Vec::with_capacity(entries.len());
-    for entry in entries {
-        match entry {
-            Entry::Grant { jti, token, event } => {
-                let first_use = jti.is_none() || first_uses.next().unwrap_or(false);
-                match jti {
-                    Some(jti) if !first_use => {
-                        events.push(&jti.replay_event);
-                        outcomes.push(Recorded::Replayed);
-                    }
-                    _ => {
-                        tokens.push(token);
-                        events.push(event);
-                        outcomes.push(Recorded::Committed);
-                    }
-                }
+    for (entry, replay) in entries.iter().zip(&replays) {
+        match (entry, replay) {
+            (_, Some(replay)) => {
+                events.push(replay);
+                outcomes.push(Recorded::Replayed);
             }
-            Entry::Event(event) => {
+            (Entry::Grant { token, event, .. }, None) => {
+                tokens.push(token);
+                events.push(event);
+                outcomes.push(Recorded::Committed);
+            }
+            (Entry::Event(event), None) => {
                 events.push(event);
                 outcomes.push(Recorded::Committed);
             }

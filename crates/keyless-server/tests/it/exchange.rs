@@ -250,7 +250,7 @@ async fn json_jwt_bearer_exchange_issues_a_recorded_token() {
         assert_eq!(reply.cache_control, "no-store");
         let token = reply.body["access_token"].as_str().unwrap();
         assert!(
-            token.starts_with("keyless_at_") && token.len() == "keyless_at_".len() + 49,
+            token.starts_with("keyless_at_") && token.len() == "keyless_at_".len() + 8 + 43 + 6,
             "{token}"
         );
         assert_eq!(reply.body["token_type"], "Bearer");

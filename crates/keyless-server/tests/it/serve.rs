@@ -28,7 +28,7 @@ async fn first_start_then_restart(db: Db) {
     );
     let bootstrap: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let token = bootstrap["admin_token"].as_str().unwrap();
-    assert!(token.starts_with("keyless_at_") && token.len() == 60, "{token}");
+    assert!(token.starts_with("keyless_at_") && token.len() == 68, "{token}");
     let expires_at = bootstrap["expires_at"].as_i64().unwrap();
     assert!((expires_at - (now() + 86_400)).abs() < 120, "{expires_at}");
     let organization_id = bootstrap["organization_id"].as_str().unwrap().to_owned();

@@ -161,7 +161,7 @@ pub async fn create(ctx: &Ctx<'_>, body: ApiKeyCreate) -> Result<Value, AdminErr
         organization_id: ctx.state.organization_id.clone(),
         workspace_id,
         name,
-        hash: minted.hash,
+        hash: minted.key,
         partial_key_hint: token::partial_hint(minted.secret.expose_secret()),
         oauth_scope,
         disabled: false,
