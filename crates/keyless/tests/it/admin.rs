@@ -872,14 +872,16 @@ fn rules_simulate_prints_every_check_and_the_verdict() {
     .unwrap();
     let claims = json!({
         "iss": "https://issuer.example.com", "sub": "repo:acme/app:ref:refs/heads/main", "aud": "keyless-test",
-        "repository_owner": "acme", "iat": now, "exp": now + 300,
+        "repository_owner": "acme", "iat": now, "exp": now + 900,
     });
     let token = key.sign_jwt(claims.as_object().unwrap()).unwrap();
     let token_file = dir.path().join("token.jwt");
     std::fs::write(&token_file, format!("{token}\n")).unwrap();
     let token_path = token_file.to_str().unwrap();
 
-    // A token that would be granted: every check ✓, the verdict with scope and lifetime.
+    // A token that would be granted: every check ✓, the verdict with scope and lifetime. The
+    // granted lifetime is min(600, 2 × (exp − now)): with exp 900 s out it stays 600 however slowly
+    // the CLI runs.
     let granted = app.cli(&["rules", "simulate", "--rule", rule_id, "--token-file", token_path]);
     assert_eq!(granted.code, Some(0), "{granted:#?}");
     assert!(granted.stdout.starts_with("signature: verified\n"), "{granted:#?}");
