@@ -1,8 +1,9 @@
 //! The activity feed: append-only audit events.
 //!
-//! Parts: [`Activity`] (an event to append), [`ActivityRecord`] (a stored one, with its ID),
-//! [`ActivityCursor`], [`ActivityQuery`], [`ActivityPage`]; on [`Tx`]: `activity_append`,
-//! `activity_append_many` (a group commit's events in a few multi-row statements); on [`Store`]:
+//! Parts: [`Activity`] (an event to append), [`NewActivity`] (one borrowed, its payload a value or JSON
+//! text), [`ActivityRecord`] (a stored one, with its ID), [`ActivityCursor`], [`ActivityQuery`],
+//! [`ActivityPage`]; on [`Tx`]: `activity_append`, `activity_append_many` and `activity_append_rows`
+//! (a group commit's events in a few multi-row statements); on [`Store`]:
 //! `activity_get`, `activity_list`, `activity_scan`.
 //!
 //! IDs are assigned by the database, increasing in insertion order (SQLite `AUTOINCREMENT`, never reused;
@@ -19,8 +20,9 @@ use std::borrow::Borrow;
 
 use keyless_core::id::OrganizationId;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
-use crate::backend::{Query, Row, row_chunks};
+use crate::backend::{Arg, Query, Row, row_chunks};
 use crate::error::{BackendError, StoreError};
 use crate::page::Limit;
 use crate::store::{Store, Tx};
@@ -117,28 +119,75 @@ fn decode(row: &dyn Row) -> Result<ActivityRecord, StoreError> {
     })
 }
 
-fn push_values<'a>(query: &mut Query<'a>, activity: &'a Activity) {
+/// An event to append, borrowed: what [`Tx::activity_append_rows`] takes. Its payload is a JSON value
+/// or JSON text already serialized (the request log writes each request's event straight to text,
+/// without building a [`Value`] first).
+#[derive(Debug, Clone, Copy)]
+pub struct NewActivity<'a> {
+    /// The organization it happened in.
+    pub organization_id: &'a OrganizationId,
+    /// Its type.
+    pub activity_type: &'a str,
+    /// Who acted, if known.
+    pub actor_id: Option<&'a str>,
+    /// The object it is about, if any.
+    pub resource_id: Option<&'a str>,
+    /// The request that caused it.
+    pub request_id: Option<&'a str>,
+    /// When it happened (Unix seconds).
+    pub created_at: i64,
+    /// Everything else.
+    pub payload: Payload<'a>,
+}
+
+/// The payload of a [`NewActivity`].
+#[derive(Debug, Clone, Copy)]
+pub enum Payload<'a> {
+    /// A JSON value.
+    Value(&'a Value),
+    /// JSON text (a JSON object, like every payload).
+    Text(&'a RawValue),
+}
+
+impl<'a> From<&'a Activity> for NewActivity<'a> {
+    fn from(activity: &'a Activity) -> Self {
+        Self {
+            organization_id: &activity.organization_id,
+            activity_type: &activity.activity_type,
+            actor_id: activity.actor_id.as_deref(),
+            resource_id: activity.resource_id.as_deref(),
+            request_id: activity.request_id.as_deref(),
+            created_at: activity.created_at,
+            payload: Payload::Value(&activity.payload),
+        }
+    }
+}
+
+fn push_values<'a>(query: &mut Query<'a>, activity: &NewActivity<'a>) {
     query.push_sql("(");
     query.push_arg(activity.organization_id.as_str());
     query.push_sql(", ");
-    query.push_arg(activity.activity_type.as_str());
+    query.push_arg(activity.activity_type);
     query.push_sql(", ");
-    query.push_arg(activity.actor_id.as_deref());
+    query.push_arg(activity.actor_id);
     query.push_sql(", ");
-    query.push_arg(activity.resource_id.as_deref());
+    query.push_arg(activity.resource_id);
     query.push_sql(", ");
-    query.push_arg(activity.request_id.as_deref());
+    query.push_arg(activity.request_id);
     query.push_sql(", ");
     query.push_arg(activity.created_at);
     query.push_sql(", ");
-    query.push_arg(&activity.payload);
+    query.push_arg(match activity.payload {
+        Payload::Value(value) => Arg::from(value),
+        Payload::Text(text) => Arg::from(text),
+    });
     query.push_sql(")");
 }
 
 impl Tx {
     /// Appends one event; returns its ID. It is visible, and durable, once the transaction commits.
     pub async fn activity_append(&mut self, activity: &Activity) -> Result<i64, StoreError> {
-        let mut query = insert_query(std::slice::from_ref(activity));
+        let mut query = insert_query(&[NewActivity::from(activity)]);
         query.push_sql(" RETURNING id");
         self.conn()
             .fetch_returning(&query, |row| row.int("id"))
@@ -152,6 +201,12 @@ impl Tx {
     /// returning nothing: a group commit's events cost one message to the database per statement, not
     /// one per row.
     pub async fn activity_append_many<T: Borrow<Activity>>(&mut self, activities: &[T]) -> Result<(), StoreError> {
+        let rows: Vec<NewActivity<'_>> = activities.iter().map(|activity| activity.borrow().into()).collect();
+        self.activity_append_rows(&rows).await
+    }
+
+    /// [`Tx::activity_append_many`] of borrowed events.
+    pub async fn activity_append_rows(&mut self, activities: &[NewActivity<'_>]) -> Result<(), StoreError> {
         let mut conn = self.conn();
         for chunk in row_chunks(activities) {
             conn.execute(&insert_query(chunk)).await?;
@@ -162,12 +217,12 @@ impl Tx {
 
 /// `INSERT INTO activities … VALUES` with one row per event: rows of one multi-row INSERT get
 /// increasing IDs in VALUES order on both backends.
-fn insert_query<T: Borrow<Activity>>(activities: &[T]) -> Query<'_> {
+fn insert_query<'a>(activities: &[NewActivity<'a>]) -> Query<'a> {
     let mut query = Query::new(
         "INSERT INTO activities (organization_id, activity_type, actor_id, resource_id, request_id, created_at, \
          payload) VALUES ",
     );
-    for (idx, activity) in activities.iter().map(Borrow::borrow).enumerate() {
+    for (idx, activity) in activities.iter().enumerate() {
         if idx > 0 {
             query.push_sql(", ");
         }

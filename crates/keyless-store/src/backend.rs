@@ -33,6 +33,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 use sqlx::error::ErrorKind;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::pool::PoolConnection;
@@ -380,6 +381,8 @@ pub(crate) enum Arg<'a> {
     Bytes(Cow<'a, [u8]>),
     /// `JSONB` / `TEXT`.
     Json(Cow<'a, Value>),
+    /// `JSONB` / `TEXT`, from JSON text.
+    JsonText(&'a RawValue),
 }
 
 impl<'a> From<&'a str> for Arg<'a> {
@@ -427,6 +430,12 @@ impl<'a> From<&'a [u8]> for Arg<'a> {
 impl<'a> From<&'a Value> for Arg<'a> {
     fn from(json: &'a Value) -> Self {
         Self::Json(Cow::Borrowed(json))
+    }
+}
+
+impl<'a> From<&'a RawValue> for Arg<'a> {
+    fn from(json: &'a RawValue) -> Self {
+        Self::JsonText(json)
     }
 }
 
@@ -549,6 +558,7 @@ macro_rules! bound {
                 Arg::Bool(flag) => bound.bind(*flag),
                 Arg::Bytes(bytes) => bound.bind(bytes.as_ref()),
                 Arg::Json(json) => bound.bind(Json(json.as_ref())),
+                Arg::JsonText(json) => bound.bind(Json(*json)),
             };
         }
         bound

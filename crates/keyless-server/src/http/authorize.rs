@@ -16,6 +16,8 @@
 //! Parts shared with the built-in proxy: [`presented`], [`identity_headers`], [`IDENTITY_HEADERS`],
 //! [`refusal_response`].
 
+use std::borrow::Cow;
+
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
@@ -51,13 +53,12 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/v1/authorize/{*path}", any(authorize))
 }
 
-async fn authorize(State(state): State<AppState>, request: Request) -> Response {
+async fn authorize(State(state): State<AppState>, mut request: Request) -> Response {
     let started = clock::monotonic();
     let now = clock::now_unix();
     let request_id = request
-        .extensions()
-        .get::<RequestId>()
-        .cloned()
+        .extensions_mut()
+        .remove::<RequestId>()
         .unwrap_or_else(|| RequestId(String::new()));
     let headers = request.headers();
     let Some((method, target)) =
@@ -97,31 +98,31 @@ async fn authorize(State(state): State<AppState>, request: Request) -> Response 
 }
 
 /// The original method and target (path and query), from the conventional headers or the Envoy form.
-fn original_request(method: &Method, path: &str, query: Option<&str>, headers: &HeaderMap) -> Option<(String, String)> {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned)
-    };
+fn original_request<'a>(
+    method: &Method,
+    path: &'a str,
+    query: Option<&str>,
+    headers: &'a HeaderMap,
+) -> Option<(String, Cow<'a, str>)> {
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
     // A proxy sets one pair; a client may have sent the other (Traefik forwards client headers to the
     // check unless told otherwise). Two that disagree are refused, so a client's header never decides.
-    let agreed = |first: Option<String>, second: Option<String>| match (first, second) {
-        (Some(first), Some(second)) if !first.eq_ignore_ascii_case(&second) => Err(()),
+    let agreed = |first: Option<&'a str>, second: Option<&'a str>| match (first, second) {
+        (Some(first), Some(second)) if !first.eq_ignore_ascii_case(second) => Err(()),
         (first, second) => Ok(first.or(second)),
     };
     let target = agreed(header("x-original-uri"), header("x-forwarded-uri")).ok()?;
     let original_method = agreed(header("x-original-method"), header("x-forwarded-method")).ok()?;
     if let Some(target) = target {
-        let method = original_method.unwrap_or_else(|| method.as_str().to_owned());
-        return Some((method.to_ascii_uppercase(), target));
+        let method = original_method.unwrap_or_else(|| method.as_str());
+        return Some((method.to_ascii_uppercase(), Cow::Borrowed(target)));
     }
     let rest = path
         .strip_prefix("/v1/authorize")
         .filter(|rest| rest.starts_with('/'))?;
     let target = match query {
-        Some(query) => format!("{rest}?{query}"),
-        None => rest.to_owned(),
+        Some(query) => Cow::Owned(format!("{rest}?{query}")),
+        None => Cow::Borrowed(rest),
     };
     Some((method.as_str().to_owned(), target))
 }
@@ -145,37 +146,35 @@ pub(crate) fn presented(headers: &HeaderMap) -> Presented<'_> {
     }
 }
 
-/// The identity headers of `principal` (see [`IDENTITY_HEADERS`]); absent IDs are left out.
-pub(crate) fn identity_headers(principal: &Principal) -> Vec<(HeaderName, HeaderValue)> {
-    let values: [Option<&str>; 8] = [
-        Some(principal.organization_id.as_str()),
-        principal.workspace_id.as_ref().map(|id| id.as_str()),
-        Some(principal.kind.as_str()),
-        Some(principal.id.as_str()),
-        principal.service_account_id.as_ref().map(|id| id.as_str()),
-        principal.api_key_id.as_ref().map(|id| id.as_str()),
-        principal.rule_id.as_ref().map(|id| id.as_str()),
-        None,
-    ];
-    let scopes = principal.scope.to_string();
-    IDENTITY_HEADERS
-        .iter()
-        .zip(values)
-        .filter_map(|(name, value)| {
-            let value = if *name == "keyless-scopes" {
-                Some(scopes.as_str())
-            } else {
-                value
-            }?;
-            Some((HeaderName::from_static(name), HeaderValue::from_str(value).ok()?))
-        })
-        .collect()
+/// The identity headers of `principal` (see [`IDENTITY_HEADERS`]); absent IDs are left out. Made on
+/// the principal's first check and kept with it.
+pub(crate) fn identity_headers(principal: &Principal) -> &[(HeaderName, HeaderValue)] {
+    principal.headers.get_or_init(|| {
+        let scopes = principal.scope.to_string();
+        let values: [Option<&str>; 8] = [
+            Some(principal.organization_id.as_str()),
+            principal.workspace_id.as_ref().map(|id| id.as_str()),
+            Some(principal.kind.as_str()),
+            Some(principal.id.as_str()),
+            principal.service_account_id.as_ref().map(|id| id.as_str()),
+            principal.api_key_id.as_ref().map(|id| id.as_str()),
+            principal.rule_id.as_ref().map(|id| id.as_str()),
+            Some(scopes.as_str()),
+        ];
+        IDENTITY_HEADERS
+            .iter()
+            .zip(values)
+            .filter_map(|(name, value)| Some((HeaderName::from_static(name), HeaderValue::from_str(value?).ok()?)))
+            .collect()
+    })
 }
 
 fn allowed(decision: &Decision) -> Response {
     let mut response = StatusCode::OK.into_response();
     if let Some(principal) = &decision.principal {
-        response.headers_mut().extend(identity_headers(principal));
+        response
+            .headers_mut()
+            .extend(identity_headers(principal).iter().cloned());
     }
     response
 }
@@ -255,17 +254,17 @@ mod tests {
         let nginx = headers(&[("x-original-method", "post"), ("x-original-uri", "/v1/messages?beta=1")]);
         assert_eq!(
             original_request(&Method::GET, "/v1/authorize", None, &nginx),
-            Some(("POST".to_owned(), "/v1/messages?beta=1".to_owned()))
+            Some(("POST".to_owned(), "/v1/messages?beta=1".into()))
         );
         let traefik = headers(&[("x-forwarded-method", "DELETE"), ("x-forwarded-uri", "/v1/files/f1")]);
         assert_eq!(
             original_request(&Method::GET, "/v1/authorize", None, &traefik),
-            Some(("DELETE".to_owned(), "/v1/files/f1".to_owned()))
+            Some(("DELETE".to_owned(), "/v1/files/f1".into()))
         );
         let envoy = HeaderMap::new();
         assert_eq!(
             original_request(&Method::PUT, "/v1/authorize/v1/files/f1", Some("a=b"), &envoy),
-            Some(("PUT".to_owned(), "/v1/files/f1?a=b".to_owned()))
+            Some(("PUT".to_owned(), "/v1/files/f1?a=b".into()))
         );
         assert_eq!(original_request(&Method::GET, "/v1/authorize", None, &envoy), None);
         // A client's X-Original-URI beside Traefik's X-Forwarded-Uri: refused, not believed.
@@ -274,7 +273,7 @@ mod tests {
         let agreeing = headers(&[("x-original-uri", "/v1/models"), ("x-forwarded-uri", "/v1/models")]);
         assert_eq!(
             original_request(&Method::GET, "/v1/authorize", None, &agreeing),
-            Some(("GET".to_owned(), "/v1/models".to_owned()))
+            Some(("GET".to_owned(), "/v1/models".into()))
         );
         assert_eq!(original_request(&Method::GET, "/v1/authorizex/y", None, &envoy), None);
     }

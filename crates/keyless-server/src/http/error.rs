@@ -2,8 +2,7 @@
 //! HTTP in exactly one place.
 //!
 //! Parts, in reading order: [`ErrorKind`] (the wire `error.type` and its status), [`ApiError`] (its
-//! `IntoResponse`), [`render`] (the middleware that puts the request ID into the body and logs internal
-//! errors once), [`ApiJson`] (a `Json` extractor whose rejections come out in this shape), [`error`] (a
+//! `IntoResponse`), [`render`] (puts the request ID into the body and logs internal errors once), [`ApiJson`] (a `Json` extractor whose rejections come out in this shape), [`error`] (a
 //! fully rendered error response for handlers that hold the request ID themselves).
 //!
 //! The body is `{"type": "error", "error": {"type", "message"}, "request_id"}`:
@@ -18,8 +17,8 @@
 //! | `api_error` | 500 |
 //!
 //! How the request ID gets in: [`ApiError`]'s `IntoResponse` writes the body with `"request_id": null`
-//! and leaves a copy of itself in the response extensions; [`render`], layered inside
-//! `request_id::assign`, finds it, writes the body again with the request's ID, and logs an internal
+//! and leaves a copy of itself in the response extensions; [`render`], called by the
+//! `request_id::assign` middleware on every response, finds it, writes the body again with the request's ID, and logs an internal
 //! error's cause with that ID. So handlers return `Result<_, ApiError>` and never thread the ID through.
 //! The service layer's `AdminError` becomes an `ApiError` here ([`From`]), and only here.
 //! Messages of 400s start with the field they are about (`name: …`, `jwks.url: url must use https
@@ -33,7 +32,6 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -216,24 +214,16 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Middleware (inside `request_id::assign`): writes an [`ApiError`]'s body again with the request's ID
-/// and logs an internal error's cause once.
-pub(crate) async fn render(request: Request, next: Next) -> Response {
-    let request_id = request.extensions().get::<RequestId>().cloned();
-    let mut response = next.run(request).await;
+/// Writes an [`ApiError`]'s body again with the request's ID and logs an internal error's cause once
+/// (called by `request_id::assign` on every response; a response without an [`ApiError`] is left as it is).
+pub(crate) fn render(response: &mut Response, request_id: &str) {
     let Some(Unrendered(error)) = response.extensions_mut().remove::<Unrendered>() else {
-        return response;
+        return;
     };
-    let id = request_id.as_ref().map(|id| id.0.as_str());
-    if let Some(id) = id {
-        error.log(id);
-    } else {
-        error.log("unknown");
-    }
-    let bytes = serde_json::to_vec(&error.body(id)).unwrap_or_default();
+    error.log(request_id);
+    let bytes = serde_json::to_vec(&error.body(Some(request_id))).unwrap_or_default();
     response.headers_mut().remove(header::CONTENT_LENGTH);
     *response.body_mut() = Body::from(bytes);
-    response
 }
 
 /// A fully rendered error response, for handlers that hold the request ID (the activity feed).

@@ -1,7 +1,8 @@
 //! `GET /metrics`: Prometheus text exposition of the process's metrics, and the middleware that
 //! measures every request.
 //!
-//! Metrics (labels are bounded: route templates, never IDs or token contents):
+//! Metrics (labels are bounded: route templates, never IDs or token contents; a method outside the
+//! standard nine is `other`):
 //! - `keyless_http_requests_total{method, route, status}` and
 //!   `keyless_http_request_duration_seconds{method, route}` (histogram);
 //! - `keyless_exchanges_total{outcome, code}`: token exchanges by outcome and rejection code;
@@ -10,14 +11,16 @@
 //! The endpoint is unauthenticated, like `/healthz`: it holds counts, not secrets. One recorder serves
 //! the process (the `metrics` facade is global), so several servers in one test process share it.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{OnceLock, RwLock};
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
-use axum::http::header;
+use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::clock;
@@ -76,17 +79,65 @@ async fn metrics_get() -> Response {
 
 /// Middleware: counts and times each request under its route template.
 pub(super) async fn measure(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = method_label(request.method());
     let started = clock::monotonic();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("keyless_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!("keyless_http_request_duration_seconds", "method" => method, "route" => route)
-        .record(started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let series = series(method, route, response.status().as_u16());
+    series.requests.increment(1);
+    series.duration.record(started.elapsed().as_secs_f64());
     response
+}
+
+/// A request's method as a label: a standard method's name, else `other` — a client may send any
+/// token as a method, and each would otherwise start a series of its own.
+fn method_label(method: &Method) -> &'static str {
+    const STANDARD: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    STANDARD
+        .into_iter()
+        .find(|name| *name == method.as_str())
+        .unwrap_or("other")
+}
+
+/// The handles of one series: registered once, then only incremented (building the labels and
+/// looking them up in the registry on every request was most of what measuring cost).
+#[derive(Clone)]
+struct Series {
+    requests: Counter,
+    duration: Histogram,
+}
+
+/// The handles of `method route status`, registered on first use. The map is bounded like the labels:
+/// route templates × standard methods × statuses.
+fn series(method: &'static str, route: &str, status: u16) -> Series {
+    type Routes = HashMap<Box<str>, HashMap<(&'static str, u16), Series>>;
+    static SERIES: OnceLock<RwLock<Routes>> = OnceLock::new();
+    let map = SERIES.get_or_init(RwLock::default);
+    let found = map
+        .read()
+        .ok()
+        .and_then(|routes| routes.get(route)?.get(&(method, status)).cloned());
+    if let Some(series) = found {
+        return series;
+    }
+    let series = Series {
+        requests: metrics::counter!(
+            "keyless_http_requests_total",
+            "method" => method, "route" => route.to_owned(), "status" => status.to_string()
+        ),
+        duration: metrics::histogram!(
+            "keyless_http_request_duration_seconds",
+            "method" => method, "route" => route.to_owned()
+        ),
+    };
+    if let Ok(mut routes) = map.write() {
+        routes
+            .entry(route.into())
+            .or_default()
+            .insert((method, status), series.clone());
+    }
+    series
 }

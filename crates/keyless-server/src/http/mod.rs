@@ -55,6 +55,5 @@ pub fn router(state: AppState) -> Router {
     routes
         .route_layer(middleware::from_fn(metrics::measure))
         .with_state(state)
-        .layer(middleware::from_fn(error::render))
         .layer(middleware::from_fn(request_id::assign))
 }

@@ -290,7 +290,7 @@ fn upstream_request_headers(
     for name in spoofed {
         headers.remove(name);
     }
-    headers.extend(identity_headers(principal));
+    headers.extend(identity_headers(principal).iter().cloned());
     if let Ok(value) = HeaderValue::from_str(request_id) {
         headers.insert(REQUEST_ID_TO_UPSTREAM, value);
     }
@@ -374,6 +374,7 @@ mod tests {
             expires_at: None,
             revoked: false,
             disabled: false,
+            headers: std::sync::OnceLock::new(),
         }
     }
 

@@ -21,9 +21,10 @@
 //! the monotonic instant are parameters).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use axum::http::{HeaderName, HeaderValue};
 use keyless_core::id::{ApiKeyId, OrganizationId, RuleId, ServiceAccountId, WorkspaceId};
 use keyless_core::route::{RouteTable, canonical_path};
 use keyless_core::scope::ScopeSet;
@@ -100,6 +101,9 @@ pub struct Principal {
     pub revoked: bool,
     /// Whether it is disabled (an API key made inactive).
     pub disabled: bool,
+    /// Its identity headers, made once per principal read from the store (the cache hands out the same
+    /// principal to every check until the configuration changes) by `http::authorize::identity_headers`.
+    pub headers: OnceLock<Box<[(HeaderName, HeaderValue)]>>,
 }
 
 /// Why a request is refused: the HTTP status, a stable code and a caller-safe message.
@@ -390,6 +394,7 @@ impl Authorizer {
                 revoked: key.audit.archived_at.is_some(),
                 disabled: key.disabled,
                 api_key_id: Some(key.id),
+                headers: OnceLock::new(),
             })
         } else {
             state.store.access_token_get(store_key).await.map(|token| Principal {
@@ -411,6 +416,7 @@ impl Authorizer {
                 expires_at: Some(token.expires_at),
                 revoked: token.revoked_at.is_some(),
                 disabled: false,
+                headers: OnceLock::new(),
             })
         };
         let principal = match found {
@@ -447,7 +453,7 @@ impl Authorizer {
     /// Takes one request from each bucket the principal is subject to, or none when any is empty.
     fn rate_limit(&self, principal: &Principal, instant: Instant) -> Result<(), Refusal> {
         let limits = &self.settings.rate_limits;
-        let mut buckets: Vec<(&str, &'static str, Rate)> = Vec::with_capacity(3);
+        let mut buckets: Vec<(&str, &'static str, Rate)> = Vec::new();
         if let Some(id) = &principal.api_key_id
             && let Some(rate) = limits.rate(id.as_str(), limits.api_key)
         {

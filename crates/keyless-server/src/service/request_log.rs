@@ -10,7 +10,8 @@
 //! database slower than the traffic costs records, never latency or memory. The writer takes whatever is
 //! queued (up to [`MAX_BATCH`]) and writes it in one transaction: the events, the usage counts summed per
 //! hour, principal and workspace, then the last-used times. A batch that fails is retried once after a
-//! pause, then dropped and counted.
+//! pause, then dropped and counted. Each event's payload is serialized straight from the request into
+//! JSON text (a `Value` built and torn down per request was a tenth of the writer's CPU).
 //!
 //! The event: `actor_id` is the principal (`apikey_…`, `svac_…`, `bootstrap`; none when the credential
 //! was not recognised), `resource_id` the workspace, `request_id` the request's; the payload carries
@@ -24,9 +25,10 @@ use std::time::Duration;
 
 use keyless_core::id::{ApiKeyId, OrganizationId};
 use keyless_store::Store;
-use keyless_store::activity::Activity;
+use keyless_store::activity::{NewActivity, Payload};
 use keyless_store::usage::UsageCount;
-use serde_json::{Map, Value};
+use serde::Serialize;
+use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -127,8 +129,26 @@ async fn write_loop(store: Store, mut receiver: mpsc::Receiver<ApiRequest>) {
     }
 }
 
-async fn write(store: &Store, batch: &[ApiRequest]) -> Result<(), keyless_store::StoreError> {
-    let events: Vec<Activity> = batch.iter().map(event).collect();
+async fn write(store: &Store, batch: &[ApiRequest]) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let payloads: Vec<Box<RawValue>> = batch.iter().map(payload).collect::<Result<_, _>>()?;
+    let events: Vec<NewActivity<'_>> = batch
+        .iter()
+        .zip(&payloads)
+        .map(|(request, payload)| {
+            let principal = request.principal.as_deref();
+            NewActivity {
+                organization_id: &request.organization_id,
+                activity_type: ACTIVITY_TYPE,
+                actor_id: principal.map(|principal| principal.id.as_str()),
+                resource_id: principal
+                    .and_then(|principal| principal.workspace_id.as_ref())
+                    .map(|id| id.as_str()),
+                request_id: Some(&request.request_id),
+                created_at: request.at,
+                payload: Payload::Text(payload),
+            }
+        })
+        .collect();
     let counts = usage(batch);
     let mut last_used: HashMap<(&OrganizationId, &ApiKeyId), i64> = HashMap::new();
     for request in batch {
@@ -142,69 +162,67 @@ async fn write(store: &Store, batch: &[ApiRequest]) -> Result<(), keyless_store:
         }
     }
     let mut tx = store.begin().await?;
-    tx.activity_append_many(&events).await?;
+    tx.activity_append_rows(&events).await?;
     tx.usage_add_many(&counts).await?;
     tx.commit().await?;
     let touches: Vec<(OrganizationId, ApiKeyId, i64)> = last_used
         .into_iter()
         .map(|((organization_id, id), at)| (organization_id.clone(), id.clone(), at))
         .collect();
-    store.api_key_touch_many(&touches).await
+    Ok(store.api_key_touch_many(&touches).await?)
 }
 
-fn event(request: &ApiRequest) -> Activity {
-    let mut payload = Map::new();
-    let mut put = |key: &str, value: Value| {
-        payload.insert(key.to_owned(), value);
-    };
-    put("source", Value::from(request.source.as_str()));
-    put("method", Value::from(request.method.as_str()));
-    put("path", request.path.as_deref().map_or(Value::Null, Value::from));
-    put("route", request.route.as_deref().map_or(Value::Null, Value::from));
-    put("status", Value::from(request.status));
-    put(
-        "outcome",
-        Value::from(if request.reason.is_none() { "allowed" } else { "refused" }),
-    );
-    put("reason", request.reason.map_or(Value::Null, Value::from));
-    put("latency_ms", Value::from(request.latency.as_secs_f64() * 1000.0));
-    let principal = request.principal.as_deref();
-    put(
-        "principal",
-        principal.map_or(Value::Null, |principal| {
-            let mut view = Map::new();
-            view.insert("type".to_owned(), Value::from(principal.kind.as_str()));
-            view.insert("id".to_owned(), Value::from(principal.id.as_str()));
-            view.insert("scope".to_owned(), Value::from(principal.scope.to_string()));
-            for (key, id) in [
-                ("api_key_id", principal.api_key_id.as_ref().map(|id| id.as_str())),
-                (
-                    "service_account_id",
-                    principal.service_account_id.as_ref().map(|id| id.as_str()),
-                ),
-                ("federation_rule_id", principal.rule_id.as_ref().map(|id| id.as_str())),
-            ] {
-                if let Some(id) = id {
-                    view.insert(key.to_owned(), Value::from(id));
-                }
-            }
-            Value::Object(view)
-        }),
-    );
-    let workspace_id = principal.and_then(|principal| principal.workspace_id.as_ref());
-    put(
-        "workspace_id",
-        workspace_id.map_or(Value::Null, |id| Value::from(id.as_str())),
-    );
-    Activity {
-        organization_id: request.organization_id.clone(),
-        activity_type: ACTIVITY_TYPE.to_owned(),
-        actor_id: principal.map(|principal| principal.id.clone()),
-        resource_id: workspace_id.map(|id| id.as_str().to_owned()),
-        request_id: Some(request.request_id.clone()),
-        created_at: request.at,
-        payload: Value::Object(payload),
+/// The event's payload (see the module's documentation), serialized straight from the request.
+fn payload(request: &ApiRequest) -> Result<Box<RawValue>, serde_json::Error> {
+    #[derive(Serialize)]
+    struct Event<'a> {
+        source: &'static str,
+        method: &'a str,
+        path: Option<&'a str>,
+        route: Option<&'a str>,
+        status: u16,
+        outcome: &'static str,
+        reason: Option<&'static str>,
+        latency_ms: f64,
+        principal: Option<PrincipalView<'a>>,
+        workspace_id: Option<&'a str>,
     }
+    #[derive(Serialize)]
+    struct PrincipalView<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        id: &'a str,
+        scope: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        api_key_id: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        service_account_id: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        federation_rule_id: Option<&'a str>,
+    }
+    let principal = request.principal.as_deref();
+    let event = Event {
+        source: request.source.as_str(),
+        method: &request.method,
+        path: request.path.as_deref(),
+        route: request.route.as_deref(),
+        status: request.status,
+        outcome: if request.reason.is_none() { "allowed" } else { "refused" },
+        reason: request.reason,
+        latency_ms: request.latency.as_secs_f64() * 1000.0,
+        principal: principal.map(|principal| PrincipalView {
+            kind: principal.kind.as_str(),
+            id: &principal.id,
+            scope: principal.scope.to_string(),
+            api_key_id: principal.api_key_id.as_ref().map(|id| id.as_str()),
+            service_account_id: principal.service_account_id.as_ref().map(|id| id.as_str()),
+            federation_rule_id: principal.rule_id.as_ref().map(|id| id.as_str()),
+        }),
+        workspace_id: principal
+            .and_then(|principal| principal.workspace_id.as_ref())
+            .map(|id| id.as_str()),
+    };
+    serde_json::value::to_raw_value(&event)
 }
 
 /// The batch's counts, one per hour, principal and workspace.

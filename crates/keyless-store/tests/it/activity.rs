@@ -1,8 +1,9 @@
 //! The activity feed: append one and many (IDs in order), get, filters, and cursors both ways.
 
-use keyless_store::activity::{Activity, ActivityCursor, ActivityQuery};
+use keyless_store::activity::{Activity, ActivityCursor, ActivityQuery, NewActivity, Payload};
 use keyless_store::{Limit, Store, StoreError};
 use serde_json::json;
+use serde_json::value::RawValue;
 
 use crate::harness::{self, Db, NOW};
 
@@ -60,6 +61,55 @@ async fn append_one_and_many(db: Db) {
         let stored = store.activity_get(&org.id, ids[idx]).await.unwrap();
         assert_eq!(stored.activity, many[idx], "{idx}");
     }
+
+    // Borrowed events with JSON text for payloads (the request log's form) read back as the values
+    // the text spells, mixed with an event that carries a value, in input order.
+    let texts: Vec<Box<RawValue>> = (0..3)
+        .map(|idx| {
+            RawValue::from_string(format!(r#"{{"idx": {idx}, "text": "a \"quoted\" é", "none": null}}"#)).unwrap()
+        })
+        .collect();
+    let valued = harness::activity(&org.id, "api_request", Some("wrkspc_y"), NOW);
+    let mut rows: Vec<NewActivity<'_>> = texts
+        .iter()
+        .map(|text| NewActivity {
+            organization_id: &org.id,
+            activity_type: "api_request",
+            actor_id: Some("apikey_1"),
+            resource_id: None,
+            request_id: Some("req_2"),
+            created_at: NOW,
+            payload: Payload::Text(text),
+        })
+        .collect();
+    rows.insert(1, NewActivity::from(&valued));
+    let mut tx = store.begin().await.unwrap();
+    tx.activity_append_rows(&rows).await.unwrap();
+    tx.commit().await.unwrap();
+    let stored = store.activity_scan(&org.id, &["api_request"], None, 10).await.unwrap();
+    let payloads: Vec<serde_json::Value> = stored
+        .iter()
+        .rev()
+        .map(|record| record.activity.payload.clone())
+        .collect();
+    assert_eq!(
+        payloads,
+        [
+            json!({"idx": 0, "text": "a \"quoted\" é", "none": null}),
+            valued.payload.clone(),
+            json!({"idx": 1, "text": "a \"quoted\" é", "none": null}),
+            json!({"idx": 2, "text": "a \"quoted\" é", "none": null}),
+        ]
+    );
+    let first = &stored.last().unwrap().activity;
+    assert_eq!(
+        (
+            first.actor_id.as_deref(),
+            first.request_id.as_deref(),
+            first.resource_id.as_deref()
+        ),
+        (Some("apikey_1"), Some("req_2"), None)
+    );
 }
 
 /// Seeds a feed: organization 1 gets events e0…e9 (types alternate, actors and resources vary, one
