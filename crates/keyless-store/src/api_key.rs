@@ -89,6 +89,23 @@ async fn get(conn: &mut Conn<'_>, organization_id: &OrganizationId, id: &ApiKeyI
 }
 
 impl Tx {
+    /// Moves the `last_used_at` of each `(organization, key, time)` forward to its time (never back).
+    /// Not an admin change: no event, no configuration generation.
+    pub async fn api_key_touch_many(&mut self, uses: &[(OrganizationId, ApiKeyId, i64)]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        for (organization_id, id, at) in uses {
+            let query = Query::new(
+                "UPDATE api_keys SET last_used_at = $3 WHERE organization_id = $1 AND id = $2 \
+                 AND (last_used_at IS NULL OR last_used_at < $3)",
+            )
+            .arg(organization_id.as_str())
+            .arg(id.as_str())
+            .arg(*at);
+            conn.execute(&query).await?;
+        }
+        Ok(())
+    }
+
     /// Stores a new key; a taken name is a [`StoreError::Conflict`] on `name`, a workspace not in its
     /// organization is [`StoreError::NotFound`].
     pub async fn api_key_create(&mut self, key: &ApiKeyRecord) -> Result<(), StoreError> {
@@ -229,28 +246,5 @@ impl Store {
         Ok(Page::from_rows(rows, list.limit, |key| {
             (key.audit.created_at, key.id.as_str())
         }))
-    }
-
-    /// Moves the `last_used_at` of each `(organization, key, time)` forward to its time (never back), in
-    /// one transaction. Not an admin change: no event, no configuration generation.
-    pub async fn api_key_touch_many(&self, uses: &[(OrganizationId, ApiKeyId, i64)]) -> Result<(), StoreError> {
-        if uses.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.begin().await?;
-        {
-            let mut conn = tx.conn();
-            for (organization_id, id, at) in uses {
-                let query = Query::new(
-                    "UPDATE api_keys SET last_used_at = $3 WHERE organization_id = $1 AND id = $2 \
-                     AND (last_used_at IS NULL OR last_used_at < $3)",
-                )
-                .arg(organization_id.as_str())
-                .arg(id.as_str())
-                .arg(*at);
-                conn.execute(&query).await?;
-            }
-        }
-        tx.commit().await
     }
 }

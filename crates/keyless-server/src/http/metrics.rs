@@ -141,3 +141,21 @@ fn series(method: &'static str, route: &str, status: u16) -> Series {
     }
     series
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_method_outside_the_standard_nine_is_other() {
+        for (method, label) in [
+            ("GET", "GET"),
+            ("PATCH", "PATCH"),
+            ("PROPFIND", "other"),
+            ("get", "other"),
+        ] {
+            let method = Method::from_bytes(method.as_bytes()).ok();
+            assert_eq!(method.as_ref().map(method_label), Some(label));
+        }
+    }
+}

@@ -2,12 +2,12 @@
 //! never trusted. Handlers read it from the request extensions ([`RequestId`]) to put it in error
 //! bodies and activity events, so a caller's report finds the full trace.
 //!
-//! An ID is `req_` + 24 hex digits: the time in milliseconds (48 bits), then 48 bits no one can predict. Time first
-//! makes IDs ascend, so the activity feed's `request_id` index grows at its end: with random IDs every
-//! recorded request dirtied a random page of that index, and each such page is a 4 KiB write to the
-//! SQLite WAL at the next commit (most of what a record cost). The other 48 bits (see `unpredictable`)
-//! keep IDs of the same millisecond apart and unguessable enough for correlation, which is all they
-//! are for.
+//! An ID is `req_` + 24 hex digits: the time in milliseconds (48 bits), then 48 bits no one can
+//! predict. Time first makes IDs ascend, so the activity feed's `request_id` index grows at its end:
+//! with random IDs every recorded request dirtied a random page of that index, and each such page is a
+//! 4 KiB write to the SQLite WAL at the next commit (most of what a record cost). The other 48 bits
+//! (see `unpredictable`) keep IDs of the same millisecond apart and unguessable enough for
+//! correlation, which is all they are for.
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::OnceLock;

@@ -7,11 +7,12 @@
 //!
 //! Memory is bounded: the queue holds at most the configured number of requests (`request_log.queue`);
 //! a request that finds it full is dropped and counted in `keyless_api_requests_dropped_total`, so a
-//! database slower than the traffic costs records, never latency or memory. The writer takes whatever is
-//! queued (up to [`MAX_BATCH`]) and writes it in one transaction: the events, the usage counts summed per
-//! hour, principal and workspace, then the last-used times. A batch that fails is retried once after a
-//! pause, then dropped and counted. Each event's payload is serialized straight from the request into
-//! JSON text (a `Value` built and torn down per request was a tenth of the writer's CPU).
+//! database slower than the traffic costs records, never latency or memory. The writer takes whatever
+//! is queued (up to [`MAX_BATCH`]) and writes it in one transaction: the events, the usage counts
+//! summed per hour, principal and workspace, and the API keys' last-used times (one commit per batch).
+//! A batch that fails is retried once after a pause, then dropped and counted. Each event's payload is
+//! serialized straight from the request into JSON text (a `Value` built and torn down per request was
+//! a tenth of the writer's CPU).
 //!
 //! The event: `actor_id` is the principal (`apikey_…`, `svac_…`, `bootstrap`; none when the credential
 //! was not recognised), `resource_id` the workspace, `request_id` the request's; the payload carries
@@ -161,15 +162,15 @@ async fn write(store: &Store, batch: &[ApiRequest]) -> Result<(), Box<dyn std::e
             *at = (*at).max(request.at);
         }
     }
-    let mut tx = store.begin().await?;
-    tx.activity_append_rows(&events).await?;
-    tx.usage_add_many(&counts).await?;
-    tx.commit().await?;
     let touches: Vec<(OrganizationId, ApiKeyId, i64)> = last_used
         .into_iter()
         .map(|((organization_id, id), at)| (organization_id.clone(), id.clone(), at))
         .collect();
-    Ok(store.api_key_touch_many(&touches).await?)
+    let mut tx = store.begin().await?;
+    tx.activity_append_rows(&events).await?;
+    tx.usage_add_many(&counts).await?;
+    tx.api_key_touch_many(&touches).await?;
+    Ok(tx.commit().await?)
 }
 
 /// The event's payload (see the module's documentation), serialized straight from the request.
