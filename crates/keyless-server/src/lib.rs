@@ -42,6 +42,7 @@ use crate::service::jwks::IssuerKeys;
 use crate::service::jwks::poll;
 use crate::service::jwks::source::UrlPolicy;
 use crate::service::keys::{KeyEncryptionKey, KeyError};
+use crate::service::purge;
 use crate::service::recorder::Recorder;
 use crate::service::request_log::RequestLog;
 use crate::state::{AppState, Shared};
@@ -155,8 +156,9 @@ pub async fn run(
         source,
     })?;
     tracing::info!(%address, public_url = %config.public_url, organization_id = organization.id.as_str(), "keyless is serving");
-    let (stop_poller, poller_shutdown) = tokio::sync::watch::channel(false);
-    let poller = poll::spawn(store.clone(), poller_keys, config.poll, poller_shutdown);
+    let (stop_background, background_shutdown) = tokio::sync::watch::channel(false);
+    let poller = poll::spawn(store.clone(), poller_keys, config.poll, background_shutdown.clone());
+    let purger = purge::spawn(store.clone(), background_shutdown);
     let follower = tokio::spawn(follow_config_changes(store.clone()));
     // The peer address feeds the proxy's `x-forwarded-for`. `TCP_NODELAY`: a streamed answer's small
     // writes (server-sent events) must not wait for the client's delayed ACK.
@@ -167,10 +169,13 @@ pub async fn run(
         }
     });
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
-    // The poller stops before the store closes, whatever ended serving.
-    let _ = stop_poller.send(true);
+    // The poller and the purger stop before the store closes, whatever ended serving.
+    let _ = stop_background.send(true);
     if poller.await.is_err() {
         tracing::error!("the issuer key poller ended abnormally");
+    }
+    if purger.await.is_err() {
+        tracing::error!("the purger of expired tokens ended abnormally");
     }
     follower.abort();
     served.map_err(|source| ServeError::Io {

@@ -140,10 +140,16 @@ impl Store {
             .ok_or(StoreError::NotFound)
     }
 
-    /// Deletes the tokens that expired before `before`; returns how many. Not an admin change: one
-    /// autocommitted statement.
-    pub async fn access_token_purge(&self, before: i64) -> Result<u64, StoreError> {
-        let query = Query::new("DELETE FROM access_tokens WHERE expires_at < $1").arg(before);
+    /// Deletes up to `limit` of the tokens that expired before `before` (the oldest expiries first);
+    /// returns how many. Not an admin change: one autocommitted statement, so the write lock is held
+    /// for at most `limit` rows' deletes.
+    pub async fn access_token_purge(&self, before: i64, limit: u32) -> Result<u64, StoreError> {
+        let query = Query::new(
+            "DELETE FROM access_tokens WHERE hash IN \
+             (SELECT hash FROM access_tokens WHERE expires_at < $1 ORDER BY expires_at LIMIT $2)",
+        )
+        .arg(before)
+        .arg(i64::from(limit));
         self.write().await?.conn().execute(&query).await
     }
 }

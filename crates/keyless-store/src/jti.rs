@@ -64,10 +64,17 @@ impl Tx {
 }
 
 impl Store {
-    /// Deletes the records kept until before `now`; returns how many. Not an admin change: one
-    /// autocommitted statement.
-    pub async fn jti_purge(&self, now: i64) -> Result<u64, StoreError> {
-        let query = Query::new("DELETE FROM jti_records WHERE keep_until < $1").arg(now);
+    /// Deletes up to `limit` of the records kept until before `now` (the oldest first); returns how
+    /// many. Not an admin change: one autocommitted statement, so the write lock is held for at most
+    /// `limit` rows' deletes.
+    pub async fn jti_purge(&self, now: i64, limit: u32) -> Result<u64, StoreError> {
+        let query = Query::new(
+            "DELETE FROM jti_records WHERE (issuer_id, keep_until, jti) IN \
+             (SELECT issuer_id, keep_until, jti FROM jti_records WHERE keep_until < $1 \
+             ORDER BY keep_until LIMIT $2)",
+        )
+        .arg(now)
+        .arg(i64::from(limit));
         self.write().await?.conn().execute(&query).await
     }
 }

@@ -11,6 +11,7 @@
 //!   limits), behind `/v1/authorize` and the built-in proxy.
 //! - [`request_log`]: every authorized or refused request as an `api_request` event and usage counts,
 //!   written in batches off the request path.
+//! - [`purge`]: expired access tokens and `jti` records deleted in the background.
 //! - [`bootstrap`]: the first start (organization, default workspace, signing key, one-time admin
 //!   token), loading the organization on every start, and the offline first org:admin automation
 //!   (`keyless bootstrap admin-rule`).
@@ -22,6 +23,7 @@ pub mod bootstrap;
 pub mod exchange;
 pub mod jwks;
 pub mod keys;
+pub mod purge;
 pub mod recorder;
 pub mod request_log;
 pub mod token;

@@ -121,6 +121,11 @@ impl Env {
         crate::harness::spawn_app(&self.site).await
     }
 
+    /// The server's database, opened beside it.
+    pub(crate) async fn open_store(&self) -> keyless_store::Store {
+        self.site.open_store().await
+    }
+
     pub(crate) fn token(&self) -> String {
         self.oidc.mint(&self.claims())
     }

@@ -101,6 +101,16 @@ impl Site {
         self.dir.path().join("data")
     }
 
+    /// The site's database opened a second time, beside its running server.
+    pub(crate) async fn open_store(&self) -> keyless_store::Store {
+        match &self.pg {
+            Some(pg) => keyless_store::Store::connect(&pg.url).await.unwrap(),
+            None => keyless_store::Store::open_sqlite(&self.data_dir().join(keyless_server::config::SQLITE_FILE))
+                .await
+                .unwrap(),
+        }
+    }
+
     fn config(&self, listen: &str, configure: impl FnOnce(&mut RawConfig)) -> Config {
         let mut raw = RawConfig {
             listen: Some(listen.to_owned()),

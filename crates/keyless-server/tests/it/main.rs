@@ -22,6 +22,7 @@ mod oidc;
 mod openapi;
 mod providers;
 mod proxy;
+mod purge;
 mod rejections;
 mod replay;
 mod serve;

@@ -88,10 +88,19 @@ async fn access_tokens_by_hash(db: Db) {
     };
     assert!(matches!(create_token(store, &cross).await, Err(StoreError::NotFound)));
 
-    // Purge removes only tokens that expired before the given time.
-    create_token(store, &token(&org, 4, NOW - 1)).await.unwrap();
-    assert_eq!(store.access_token_purge(NOW).await.unwrap(), 1);
-    assert_eq!(store.access_token_purge(NOW).await.unwrap(), 0);
+    // Purge removes only tokens that expired before the given time, at most `limit` per call, the
+    // oldest expiries first.
+    for (n, expires_at) in [(4, NOW - 1), (5, NOW - 300), (6, NOW - 200)] {
+        create_token(store, &token(&org, n, expires_at)).await.unwrap();
+    }
+    assert_eq!(store.access_token_purge(NOW, 2).await.unwrap(), 2);
+    assert!(store.access_token_get(&token(&org, 4, NOW - 1).hash).await.is_ok());
+    assert!(matches!(
+        store.access_token_get(&token(&org, 5, NOW - 300).hash).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.access_token_purge(NOW, 2).await.unwrap(), 1);
+    assert_eq!(store.access_token_purge(NOW, 2).await.unwrap(), 0);
     assert!(store.access_token_get(&minted.hash).await.is_ok());
 }
 
@@ -147,9 +156,17 @@ async fn jti_is_single_use(db: Db) {
     assert!(store.activity_get(&org.id, id).await.is_ok());
     assert!(record_jti(store, "gh", "fresh", NOW + 60).await.is_err());
 
-    // Purge drops what expired before `now`; a purged jti may be recorded again.
-    assert_eq!(store.jti_purge(NOW).await.unwrap(), 1);
-    assert_eq!(store.jti_purge(NOW).await.unwrap(), 0);
+    // Purge drops what expired before `now`, at most `limit` per call, the oldest first; a purged
+    // jti may be recorded again.
+    record_jti(store, "gl", "older", NOW - 5).await.unwrap();
+    assert_eq!(store.jti_purge(NOW, 1).await.unwrap(), 1);
+    assert!(
+        record_jti(store, "gh", "old", NOW - 1).await.is_err(),
+        "the later expiry stays"
+    );
+    record_jti(store, "gl", "older", NOW - 5).await.unwrap();
+    assert_eq!(store.jti_purge(NOW, 10).await.unwrap(), 2);
+    assert_eq!(store.jti_purge(NOW, 10).await.unwrap(), 0);
     record_jti(store, "gh", "old", NOW + 60).await.unwrap();
     assert!(
         record_jti(store, "gh", "abc", NOW + 60).await.is_err(),
