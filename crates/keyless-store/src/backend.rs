@@ -28,6 +28,7 @@
 //! Must not: hand a sqlx type to the rest of the crate's public API, or interpolate a value into SQL.
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -524,8 +525,9 @@ impl<'a> Query<'a> {
     pub(crate) fn push_arg(&mut self, arg: impl Into<Arg<'a>>) {
         self.args.push(arg.into());
         let start = self.sql.len();
-        let placeholder = format!("${}", self.args.len());
-        self.sql.to_mut().push_str(&placeholder);
+        // Into the text directly: a `format!` per argument was an allocation per column and row.
+        let written = write!(self.sql.to_mut(), "${}", self.args.len());
+        debug_assert!(written.is_ok(), "writing to a String cannot fail");
         self.pushed.push(start..self.sql.len());
     }
 
