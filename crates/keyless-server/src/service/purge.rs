@@ -36,7 +36,8 @@ pub struct Purged {
     pub jtis: u64,
 }
 
-/// Starts the purger; it stops when `shutdown` turns `true` (or its sender is dropped), between chunks.
+/// Starts the purger: a pass at once, then every [`INTERVAL`]. It stops when `shutdown` turns `true` (or
+/// its sender is dropped), abandoning a pass midway if need be: each chunk is one statement, all or nothing.
 pub fn spawn(store: Store, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(INTERVAL);
