@@ -375,7 +375,10 @@ async fn create(env: &Env, body: Value) -> String {
 
 #[tokio::test]
 async fn jwks_unavailable_when_the_issuer_is_down_and_nothing_is_cached() {
-    let env = Env::start(Db::Sqlite).await;
+    // The background poller's one tick is at start, before the issuer exists: with the default 5-s
+    // interval a slow setup (CI runs many servers at once) let it fetch and cache the keys before the
+    // outage began, and the exchange then succeeded.
+    let env = Env::start_with(Db::Sqlite, |raw| raw.issuers.poll_interval_seconds = Some(3600)).await;
     env.oidc.set_outage(true);
     let reply = env.exchange(&env.body(&env.token())).await;
     reply.assert_refused("invalid_grant", "jwks_unavailable");
