@@ -27,6 +27,7 @@ use keyless_core::route::{RouteSpec, RouteTable};
 
 use crate::service::authorize::{AuthorizeSettings, Rate, RateLimits};
 use crate::service::jwks::{FetchSettings, KeySettings, PollSettings};
+use crate::service::purge::{MAX_RETENTION_DAYS, Retention};
 use crate::service::request_log;
 
 /// The default listen address: loopback only.
@@ -39,7 +40,7 @@ pub const GENERATED_KEK_FILE: &str = "key-encryption-key";
 pub const CONFIG_FILE: &str = "keyless.toml";
 
 /// The top-level keys, which are also the only `KEYLESS_*` variables the server reads.
-const TOP_LEVEL_KEYS: [&str; 12] = [
+const TOP_LEVEL_KEYS: [&str; 13] = [
     "listen",
     "data_dir",
     "database_url",
@@ -51,6 +52,7 @@ const TOP_LEVEL_KEYS: [&str; 12] = [
     "authorize",
     "rate_limits",
     "request_log",
+    "retention",
     "upstream",
 ];
 
@@ -81,6 +83,8 @@ pub struct RawConfig {
     pub rate_limits: RawRateLimits,
     /// `[request_log]`.
     pub request_log: RawRequestLog,
+    /// `[retention]`.
+    pub retention: RawRetention,
     /// `[upstream]`: the built-in reverse proxy.
     pub upstream: RawUpstream,
 }
@@ -141,6 +145,17 @@ pub struct RawRate {
 pub struct RawRequestLog {
     /// `queue`: the most request records waiting for the database (65536); more are dropped and counted.
     pub queue: Option<usize>,
+}
+
+/// `[retention]`: how long the high-volume activity events are kept; `0` keeps them forever. Admin
+/// changes and the other events are always kept.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRetention {
+    /// `request_days`: `api_request` events, one per checked request (90).
+    pub request_days: Option<u32>,
+    /// `exchange_days`: `platform_federated_authentication` events and their `_shadow` twins (0: forever).
+    pub exchange_days: Option<u32>,
 }
 
 /// `[upstream]`.
@@ -276,6 +291,8 @@ pub struct Config {
     pub authorize: AuthorizeSettings,
     /// The request log's queue bound.
     pub request_log_queue: usize,
+    /// How long the high-volume activity events are kept (`[retention]`).
+    pub retention: Retention,
     /// Where the built-in proxy forwards authorized requests, if anywhere.
     pub upstream: Option<Url>,
     /// How long a connect to the upstream may take (`[upstream] connect_timeout_seconds`).
@@ -426,6 +443,20 @@ impl Config {
                 request_log::DEFAULT_QUEUE,
                 1..=16_777_216,
             )?,
+            retention: Retention {
+                request_days: within(
+                    "retention.request_days",
+                    raw.retention.request_days,
+                    Retention::default().request_days,
+                    0..=MAX_RETENTION_DAYS,
+                )?,
+                exchange_days: within(
+                    "retention.exchange_days",
+                    raw.retention.exchange_days,
+                    Retention::default().exchange_days,
+                    0..=MAX_RETENTION_DAYS,
+                )?,
+            },
             upstream: raw.upstream.url.as_deref().map(checked_upstream).transpose()?,
             upstream_connect_timeout: Duration::from_secs(within(
                 "upstream.connect_timeout_seconds",
@@ -817,6 +848,36 @@ mod tests {
             assert_eq!(config.poll.failures_before_pause, 4);
             assert_eq!(config.poll.interval_seconds, 2);
             assert_eq!(config.poll.batch_size, 50);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn retention_defaults_layers_and_bounds() {
+        Jail::expect_with(|jail| {
+            let config = load_in(jail, Overrides::default()).unwrap();
+            assert_eq!(config.retention, Retention::default());
+            assert_eq!((config.retention.request_days, config.retention.exchange_days), (90, 0));
+
+            jail.create_file(CONFIG_FILE, "[retention]\nexchange_days = 40000\n")?;
+            let err = load_in(jail, Overrides::default()).err().unwrap_or_default();
+            assert!(
+                err.starts_with("retention.exchange_days: 40000 is out of range"),
+                "{err}"
+            );
+            jail.create_file(CONFIG_FILE, "[retention]\nrequests_days = 1\n")?;
+            let err = load_in(jail, Overrides::default()).err().unwrap_or_default();
+            assert!(err.contains("requests_days"), "{err}");
+            jail.create_file(CONFIG_FILE, "[retention]\nrequest_days = -1\n")?;
+            assert!(load_in(jail, Overrides::default()).is_err());
+
+            jail.create_file(CONFIG_FILE, "[retention]\nrequest_days = 30\nexchange_days = 400\n")?;
+            jail.set_env("KEYLESS_RETENTION__REQUEST_DAYS", "0");
+            let config = load_in(jail, Overrides::default()).unwrap();
+            assert_eq!(
+                (config.retention.request_days, config.retention.exchange_days),
+                (0, 400)
+            );
             Ok(())
         });
     }

@@ -4,7 +4,7 @@
 //! text), [`ActivityRecord`] (a stored one, with its ID), [`ActivityCursor`], [`ActivityQuery`],
 //! [`ActivityPage`]; on [`Tx`]: `activity_append`, `activity_append_many` and `activity_append_rows`
 //! (a group commit's events in a few multi-row statements); on [`Store`]:
-//! `activity_get`, `activity_list`, `activity_scan`.
+//! `activity_get`, `activity_list`, `activity_scan`, and `activity_purge` (retention).
 //!
 //! IDs are assigned by the database, increasing in insertion order (SQLite `AUTOINCREMENT`, never reused;
 //! PostgreSQL an identity column), and order the feed. The feed lists newest first. Cursors follow the
@@ -14,7 +14,9 @@
 //! cursor may see ID 12 committed before ID 11; readers that need every event should re-read a short
 //! window behind their cursor.
 //!
-//! Must not: update or delete an event.
+//! Must not: update an event, or delete one except by retention: `activity_purge` removes an
+//! organization's oldest events of one type once they are past the operator's retention for that type,
+//! and nothing else.
 
 use std::borrow::Borrow;
 
@@ -271,6 +273,30 @@ impl Store {
         query.push_sql(" ORDER BY id DESC LIMIT ");
         query.push_arg(i64::from(count));
         self.read().await?.conn().fetch_all(&query, decode).await
+    }
+
+    /// Retention: deletes those of the organization's `limit` oldest events of `activity_type` that were
+    /// created before `before`; returns how many. The oldest `limit` of the type come from its index in
+    /// ID order, so a call reads at most `limit` rows however long the feed is; fewer than `limit`
+    /// deleted means the type's events from there on are younger than `before` (IDs follow creation
+    /// time to within a group commit's seconds, far below any retention period). One autocommitted
+    /// statement, not an admin change.
+    pub async fn activity_purge(
+        &self,
+        organization_id: &OrganizationId,
+        activity_type: &str,
+        before: i64,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let query = Query::new(
+            "DELETE FROM activities WHERE id IN (SELECT id FROM activities \
+             WHERE organization_id = $1 AND activity_type = $2 ORDER BY id LIMIT $3) AND created_at < $4",
+        )
+        .arg(organization_id.as_str())
+        .arg(activity_type)
+        .arg(i64::from(limit))
+        .arg(before);
+        self.write().await?.conn().execute(&query).await
     }
 
     /// The event `id` of the organization.

@@ -1,7 +1,8 @@
 //! Forgetting what has expired: issued access tokens and `jti` records stop mattering at a known time,
-//! and without this task both tables would grow with every exchange, forever.
+//! and without this task both tables would grow with every exchange, forever; and the high-volume
+//! activity events, once they are older than the operator's [`Retention`].
 //!
-//! Parts: [`spawn`] (the task `run` starts and stops) and [`purge_once`] (one pass).
+//! Parts: [`spawn`] (the task `run` starts and stops), [`purge_once`] (one pass), [`Retention`].
 //!
 //! Every [`INTERVAL`] a pass deletes access tokens that expired more than [`TOKEN_GRACE_SECONDS`] ago
 //! (until then a late caller still hears `credential_expired` rather than that the token is unknown,
@@ -9,8 +10,14 @@
 //! (the token's `exp` plus leeway: the token itself would fail its `exp` check by then). Deletes go in
 //! statements of at most [`CHUNK`] rows, each its own short transaction, so a backlog (a server that was
 //! down, a first start on old data) never holds SQLite's write lock for long: exchanges' group commits
-//! take their turns between chunks. Counted in `keyless_purged_total{kind="access_token"|"jti"}`.
-//! Activity events are never purged: the feed is the audit record.
+//! take their turns between chunks.
+//!
+//! Retention: `api_request` events (one per checked request) older than `request_days` (90 by
+//! default), and exchange events (`platform_federated_authentication` and `_shadow`) older than
+//! `exchange_days` (kept forever by default), organization by organization, oldest first; `0` keeps
+//! them forever. Admin changes and every other event are always kept: the feed is the audit record.
+//!
+//! Counted in `keyless_purged_total{kind="access_token"|"jti"|"api_request"|"exchange"}`.
 //!
 //! With several nodes every node purges; a row deleted twice is deleted once, so that costs a query.
 
@@ -20,12 +27,48 @@ use keyless_store::{Store, StoreError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::service::{exchange, request_log};
+
 /// Time between passes.
 pub const INTERVAL: Duration = Duration::from_secs(60);
 /// How long after its expiry a token is kept (so refusals can still say it expired).
 pub const TOKEN_GRACE_SECONDS: i64 = 3600;
 /// The most rows one delete statement removes.
 pub const CHUNK: u32 = 2000;
+
+/// The longest retention that can be set, in days (a century).
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
+
+/// How long the high-volume activity events are kept, in days; `0` keeps them forever (`[retention]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// `api_request` events.
+    pub request_days: u32,
+    /// `platform_federated_authentication` and `platform_federated_authentication_shadow` events.
+    pub exchange_days: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            request_days: 90,
+            exchange_days: 0,
+        }
+    }
+}
+
+impl Retention {
+    /// Each activity type with a retention, its metric kind, and the time before which its events go.
+    fn cutoffs(self, now: i64) -> impl Iterator<Item = (&'static str, &'static str, i64)> {
+        let cutoff = |days: u32| (days > 0).then(|| now.saturating_sub(i64::from(days) * 86_400));
+        let requests = cutoff(self.request_days).map(|before| ("api_request", request_log::ACTIVITY_TYPE, before));
+        let exchanges = cutoff(self.exchange_days).into_iter().flat_map(|before| {
+            [exchange::ACTIVITY_TYPE, exchange::SHADOW_ACTIVITY_TYPE]
+                .map(|activity_type| ("exchange", activity_type, before))
+        });
+        requests.into_iter().chain(exchanges)
+    }
+}
 
 /// How many rows one pass deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -34,11 +77,15 @@ pub struct Purged {
     pub access_tokens: u64,
     /// `jti` records.
     pub jtis: u64,
+    /// `api_request` events.
+    pub requests: u64,
+    /// Exchange events.
+    pub exchanges: u64,
 }
 
 /// Starts the purger: a pass at once, then every [`INTERVAL`]. It stops when `shutdown` turns `true` (or
 /// its sender is dropped), abandoning a pass midway if need be: each chunk is one statement, all or nothing.
-pub fn spawn(store: Store, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+pub fn spawn(store: Store, retention: Retention, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(INTERVAL);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -49,9 +96,9 @@ pub fn spawn(store: Store, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()
             }
             tokio::select! {
                 changed = shutdown.changed() => if changed.is_err() || *shutdown.borrow() { break } else { continue },
-                purged = purge_once(&store, crate::clock::now_unix()) => {
+                purged = purge_once(&store, retention, crate::clock::now_unix()) => {
                     if let Err(error) = purged {
-                        tracing::warn!(%error, "purging expired access tokens and jti records failed; the next pass retries");
+                        tracing::warn!(%error, "purging expired tokens, jti records and old activity events failed; the next pass retries");
                     }
                 }
             }
@@ -60,18 +107,36 @@ pub fn spawn(store: Store, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()
 }
 
 /// One pass at `now`: deletes, chunk by chunk, every access token expired before
-/// `now - TOKEN_GRACE_SECONDS` and every `jti` record kept until before `now`.
-pub async fn purge_once(store: &Store, now: i64) -> Result<Purged, StoreError> {
+/// `now - TOKEN_GRACE_SECONDS`, every `jti` record kept until before `now`, and every organization's
+/// activity events past their `retention`.
+pub async fn purge_once(store: &Store, retention: Retention, now: i64) -> Result<Purged, StoreError> {
     let token_cutoff = now.saturating_sub(TOKEN_GRACE_SECONDS);
-    let purged = Purged {
+    let mut purged = Purged {
         access_tokens: in_chunks("access_token", || store.access_token_purge(token_cutoff, CHUNK)).await?,
         jtis: in_chunks("jti", || store.jti_purge(now, CHUNK)).await?,
+        ..Purged::default()
     };
+    if retention.cutoffs(now).next().is_some() {
+        for organization in store.organization_list().await? {
+            for (kind, activity_type, before) in retention.cutoffs(now) {
+                let deleted = in_chunks(kind, || {
+                    store.activity_purge(&organization.id, activity_type, before, CHUNK)
+                })
+                .await?;
+                match kind {
+                    "api_request" => purged.requests += deleted,
+                    _ => purged.exchanges += deleted,
+                }
+            }
+        }
+    }
     if purged != Purged::default() {
         tracing::debug!(
             access_tokens = purged.access_tokens,
             jtis = purged.jtis,
-            "purged expired access tokens and jti records"
+            requests = purged.requests,
+            exchanges = purged.exchanges,
+            "purged expired access tokens and jti records, and activity events past their retention"
         );
     }
     Ok(purged)

@@ -1,9 +1,12 @@
 //! Expired state is forgotten: one pass of the purger `keyless serve` runs every minute, on the
 //! database of a running server, after real exchanges. Nothing unexpired goes; an access token goes an
 //! hour after its expiry, a `jti` record once its keep-until has passed; a purged token is unknown to
-//! `/v1/authorize`.
+//! `/v1/authorize`. Activity events go only past their type's retention.
 
-use keyless_server::service::purge::{self, Purged};
+use std::time::{Duration, Instant};
+
+use keyless_core::id::OrganizationId;
+use keyless_server::service::purge::{self, Purged, Retention};
 
 use crate::exchange::{Env, now};
 use crate::harness::databases;
@@ -45,27 +48,33 @@ async fn purge_forgets_only_what_has_expired() {
         // Now, and up to an hour after the tokens' expiry (the rule grants 600 s), tokens stay; the
         // subject tokens expire 300 s out, so their jti records stay until then.
         assert_eq!(
-            purge::purge_once(&store, now).await.unwrap(),
+            purge::purge_once(&store, Retention::default(), now).await.unwrap(),
             Purged::default(),
             "{db:?}"
         );
         assert_eq!(
-            purge::purge_once(&store, now + 200).await.unwrap(),
+            purge::purge_once(&store, Retention::default(), now + 200)
+                .await
+                .unwrap(),
             Purged::default(),
             "{db:?}: jti records are kept past the token's exp"
         );
         let grace_ends = now + 600 + purge::TOKEN_GRACE_SECONDS;
-        let purged = purge::purge_once(&store, grace_ends - 10).await.unwrap();
+        let purged = purge::purge_once(&store, Retention::default(), grace_ends - 10)
+            .await
+            .unwrap();
         assert_eq!(purged.access_tokens, 0, "{db:?}: within the grace period");
         assert_eq!(purged.jtis, 2, "{db:?}: both subject tokens' jti records");
 
         // Past it, both exchanged tokens go (the bootstrap admin token lives 24 hours and stays).
-        let purged = purge::purge_once(&store, grace_ends + 10).await.unwrap();
+        let purged = purge::purge_once(&store, Retention::default(), grace_ends + 10)
+            .await
+            .unwrap();
         assert_eq!(
             purged,
             Purged {
                 access_tokens: 2,
-                jtis: 0
+                ..Purged::default()
             },
             "{db:?}"
         );
@@ -79,6 +88,73 @@ async fn purge_forgets_only_what_has_expired() {
             .get_authed(&env.admin, "/v1/organizations/activities?limit=1")
             .await;
         assert_eq!(status, 200, "{db:?}: the bootstrap admin token was kept");
+        store.close().await;
+        env.app.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn retention_deletes_only_old_events_of_the_configured_types() {
+    for db in databases() {
+        let env = Env::start(db).await;
+        let token = exchanged_token(&env).await;
+        exchanged_token(&env).await;
+        for _ in 0..3 {
+            assert_eq!(authorize_status(&env, &token).await.0, 200, "{db:?}");
+        }
+        let store = env.open_store().await;
+        let organization = OrganizationId::parse(&env.organization_id).unwrap();
+        // Counted in the database: the bootstrap admin token is itself purged a day on.
+        let count = async |activity_type: &str| {
+            let events = store
+                .activity_scan(&organization, &[activity_type], None, 100)
+                .await
+                .unwrap();
+            events.len()
+        };
+        // The request log writes in batches, off the request path: wait for all three.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while count("api_request").await < 3 {
+            assert!(
+                Instant::now() < deadline,
+                "{db:?}: the api_request events were not written"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let admin_changes = count("platform_federation_rule_created").await;
+        assert_eq!(admin_changes, 1, "{db:?}");
+        let retention = Retention {
+            request_days: 1,
+            exchange_days: 2,
+        };
+        let day = 86_400;
+        let now = now();
+
+        // Within a day nothing goes.
+        let purged = purge::purge_once(&store, retention, now + day - 60).await.unwrap();
+        assert_eq!((purged.requests, purged.exchanges), (0, 0), "{db:?}");
+        assert_eq!(count("api_request").await, 3, "{db:?}");
+
+        let purged = purge::purge_once(&store, retention, now + day + 60).await.unwrap();
+        assert_eq!((purged.requests, purged.exchanges), (3, 0), "{db:?}");
+        assert_eq!(count("api_request").await, 0, "{db:?}");
+        assert_eq!(count("platform_federated_authentication").await, 2, "{db:?}");
+
+        let purged = purge::purge_once(&store, retention, now + 2 * day + 60).await.unwrap();
+        assert_eq!((purged.requests, purged.exchanges), (0, 2), "{db:?}");
+        assert_eq!(count("platform_federated_authentication").await, 0, "{db:?}");
+
+        // `0` keeps forever; admin changes are always kept.
+        let forever = Retention {
+            request_days: 0,
+            exchange_days: 0,
+        };
+        assert_eq!(
+            purge::purge_once(&store, forever, now + 36_500 * day).await.unwrap(),
+            Purged::default(),
+            "{db:?}"
+        );
+        assert_eq!(count("platform_federation_rule_created").await, admin_changes, "{db:?}");
         store.close().await;
         env.app.stop().await.unwrap();
     }

@@ -246,4 +246,61 @@ async fn feed_cursors(db: Db) {
     assert_eq!(backward, newest_first[..9]);
 }
 
-conformance!(append_one_and_many, feed_filters, feed_cursors);
+/// Retention deletes one organization's events of one type created before the cutoff, oldest first and
+/// at most `limit` per call, and nothing else: not younger ones, not other types, not other organizations.
+async fn purge_by_type_and_age(db: Db) {
+    let store = &db.store;
+    let org = harness::seed_org(store, 1).await;
+    let org2 = harness::seed_org(store, 2).await;
+    let at = |org: &keyless_core::id::OrganizationId, activity_type: &str, created_at: i64| {
+        harness::activity(org, activity_type, None, created_at)
+    };
+    let mut events = Vec::new();
+    for offset in 0..5 {
+        events.push(at(&org.id, "api_request", NOW - 100 + offset));
+        events.push(at(&org.id, "platform_service_account_created", NOW - 100 + offset));
+        events.push(at(&org2.id, "api_request", NOW - 100 + offset));
+    }
+    for offset in 0..3 {
+        events.push(at(&org.id, "api_request", NOW + offset));
+    }
+    let mut tx = store.begin().await.unwrap();
+    tx.activity_append_many(&events).await.unwrap();
+    tx.commit().await.unwrap();
+    let events_of = |org: keyless_core::id::OrganizationId, activity_type: &'static str| async move {
+        store.activity_scan(&org, &[activity_type], None, 100).await.unwrap()
+    };
+
+    assert_eq!(store.activity_purge(&org.id, "api_request", NOW, 2).await.unwrap(), 2);
+    let left = events_of(org.id.clone(), "api_request").await;
+    assert_eq!(left.len(), 6);
+    // The two oldest went.
+    assert!(left.iter().all(|record| record.activity.created_at >= NOW - 98));
+    assert_eq!(store.activity_purge(&org.id, "api_request", NOW, 2).await.unwrap(), 2);
+    // One old event left among the two oldest: one deleted, a short chunk, so the caller stops.
+    assert_eq!(store.activity_purge(&org.id, "api_request", NOW, 2).await.unwrap(), 1);
+    assert_eq!(store.activity_purge(&org.id, "api_request", NOW, 2).await.unwrap(), 0);
+    let left = events_of(org.id.clone(), "api_request").await;
+    assert_eq!(
+        left.iter().map(|record| record.activity.created_at).collect::<Vec<_>>(),
+        [NOW + 2, NOW + 1, NOW]
+    );
+    // Other types and other organizations are untouched.
+    assert_eq!(
+        events_of(org.id.clone(), "platform_service_account_created")
+            .await
+            .len(),
+        5
+    );
+    assert_eq!(events_of(org2.id.clone(), "api_request").await.len(), 5);
+    assert_eq!(
+        store
+            .activity_purge(&org2.id, "api_request", NOW - 98, 100)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(events_of(org2.id.clone(), "api_request").await.len(), 3);
+}
+
+conformance!(append_one_and_many, feed_filters, feed_cursors, purge_by_type_and_age);
