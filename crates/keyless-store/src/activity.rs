@@ -279,8 +279,9 @@ impl Store {
     /// created before `before`; returns how many. The oldest `limit` of the type come from its index in
     /// ID order, so a call reads at most `limit` rows however long the feed is; fewer than `limit`
     /// deleted means the type's events from there on are younger than `before` (IDs follow creation
-    /// time to within a group commit's seconds, far below any retention period). One autocommitted
-    /// statement, not an admin change.
+    /// time to within a group commit's seconds, far below any retention period). The type's oldest
+    /// event is read first, so a call with nothing to delete never takes the write lock. The delete is
+    /// one autocommitted statement, not an admin change.
     pub async fn activity_purge(
         &self,
         organization_id: &OrganizationId,
@@ -288,6 +289,16 @@ impl Store {
         before: i64,
         limit: u32,
     ) -> Result<u64, StoreError> {
+        let oldest = Query::new(
+            "SELECT created_at FROM activities WHERE organization_id = $1 AND activity_type = $2 ORDER BY id LIMIT 1",
+        )
+        .arg(organization_id.as_str())
+        .arg(activity_type);
+        let created_at = |row: &dyn Row| row.int("created_at");
+        match self.read().await?.conn().fetch_optional(&oldest, created_at).await? {
+            Some(created_at) if created_at < before => {}
+            _ => return Ok(0),
+        }
         let query = Query::new(
             "DELETE FROM activities WHERE id IN (SELECT id FROM activities \
              WHERE organization_id = $1 AND activity_type = $2 ORDER BY id LIMIT $3) AND created_at < $4",
