@@ -301,6 +301,9 @@ async fn purge_by_type_and_age(db: Db) {
         2
     );
     assert_eq!(events_of(org2.id.clone(), "api_request").await.len(), 3);
+    // A type with no events at all.
+    let none = store.activity_purge(&org.id, "platform_workspace_created", NOW, 2);
+    assert_eq!(none.await.unwrap(), 0);
 }
 
 conformance!(append_one_and_many, feed_filters, feed_cursors, purge_by_type_and_age);
