@@ -86,6 +86,12 @@ pub struct Purged {
 /// Starts the purger: a pass at once, then every [`INTERVAL`]. It stops when `shutdown` turns `true` (or
 /// its sender is dropped), abandoning a pass midway if need be: each chunk is one statement, all or nothing.
 pub fn spawn(store: Store, retention: Retention, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+    // A deletion policy is said out loud once, so nobody learns of it from a shorter feed.
+    tracing::info!(
+        request_days = retention.request_days,
+        exchange_days = retention.exchange_days,
+        "activity retention: api_request and exchange events older than this many days are deleted (0 keeps them forever)"
+    );
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(INTERVAL);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
