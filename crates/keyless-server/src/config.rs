@@ -147,8 +147,8 @@ pub struct RawRequestLog {
     pub queue: Option<usize>,
 }
 
-/// `[retention]`: how long the high-volume activity events are kept; `0` keeps them forever. Admin
-/// changes and the other events are always kept.
+/// `[retention]`: how long the high-volume activity events and the usage counts are kept; `0` keeps
+/// them forever. Admin changes and the other events are always kept.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawRetention {
@@ -156,6 +156,8 @@ pub struct RawRetention {
     pub request_days: Option<u32>,
     /// `exchange_days`: `platform_federated_authentication` events and their `_shadow` twins (0: forever).
     pub exchange_days: Option<u32>,
+    /// `usage_days`: the hourly usage counts (400).
+    pub usage_days: Option<u32>,
 }
 
 /// `[upstream]`.
@@ -291,7 +293,7 @@ pub struct Config {
     pub authorize: AuthorizeSettings,
     /// The request log's queue bound.
     pub request_log_queue: usize,
-    /// How long the high-volume activity events are kept (`[retention]`).
+    /// How long the high-volume activity events and the usage counts are kept (`[retention]`).
     pub retention: Retention,
     /// Where the built-in proxy forwards authorized requests, if anywhere.
     pub upstream: Option<Url>,
@@ -443,20 +445,7 @@ impl Config {
                 request_log::DEFAULT_QUEUE,
                 1..=16_777_216,
             )?,
-            retention: Retention {
-                request_days: within(
-                    "retention.request_days",
-                    raw.retention.request_days,
-                    Retention::default().request_days,
-                    0..=MAX_RETENTION_DAYS,
-                )?,
-                exchange_days: within(
-                    "retention.exchange_days",
-                    raw.retention.exchange_days,
-                    Retention::default().exchange_days,
-                    0..=MAX_RETENTION_DAYS,
-                )?,
-            },
+            retention: retention(&raw.retention)?,
             upstream: raw.upstream.url.as_deref().map(checked_upstream).transpose()?,
             upstream_connect_timeout: Duration::from_secs(within(
                 "upstream.connect_timeout_seconds",
@@ -466,6 +455,16 @@ impl Config {
             )?),
         })
     }
+}
+
+fn retention(raw: &RawRetention) -> Result<Retention, ConfigError> {
+    let defaults = Retention::default();
+    let days = |key, value, default| within(key, value, default, 0..=MAX_RETENTION_DAYS);
+    Ok(Retention {
+        request_days: days("retention.request_days", raw.request_days, defaults.request_days)?,
+        exchange_days: days("retention.exchange_days", raw.exchange_days, defaults.exchange_days)?,
+        usage_days: days("retention.usage_days", raw.usage_days, defaults.usage_days)?,
+    })
 }
 
 fn authorize_settings(raw: &RawAuthorize, limits: &RawRateLimits) -> Result<AuthorizeSettings, ConfigError> {
@@ -857,7 +856,11 @@ mod tests {
         Jail::expect_with(|jail| {
             let config = load_in(jail, Overrides::default()).unwrap();
             assert_eq!(config.retention, Retention::default());
-            assert_eq!((config.retention.request_days, config.retention.exchange_days), (90, 0));
+            let retention = config.retention;
+            assert_eq!(
+                (retention.request_days, retention.exchange_days, retention.usage_days),
+                (90, 0, 400)
+            );
 
             jail.create_file(CONFIG_FILE, "[retention]\nexchange_days = 40000\n")?;
             let err = load_in(jail, Overrides::default()).err().unwrap_or_default();
@@ -871,12 +874,16 @@ mod tests {
             jail.create_file(CONFIG_FILE, "[retention]\nrequest_days = -1\n")?;
             assert!(load_in(jail, Overrides::default()).is_err());
 
-            jail.create_file(CONFIG_FILE, "[retention]\nrequest_days = 30\nexchange_days = 400\n")?;
+            jail.create_file(
+                CONFIG_FILE,
+                "[retention]\nrequest_days = 30\nexchange_days = 400\nusage_days = 0\n",
+            )?;
             jail.set_env("KEYLESS_RETENTION__REQUEST_DAYS", "0");
-            let config = load_in(jail, Overrides::default()).unwrap();
+            jail.set_env("KEYLESS_RETENTION__USAGE_DAYS", "731");
+            let retention = load_in(jail, Overrides::default()).unwrap().retention;
             assert_eq!(
-                (config.retention.request_days, config.retention.exchange_days),
-                (0, 400)
+                (retention.request_days, retention.exchange_days, retention.usage_days),
+                (0, 400, 731)
             );
             Ok(())
         });

@@ -1,7 +1,7 @@
 //! Request counts per organization, hour, principal and workspace: the usage summary.
 //!
 //! Parts: [`UsageCount`] (one row's counts, to add), [`UsageRow`] (a summed row); on [`Tx`]:
-//! `usage_add_many`; on [`Store`]: `usage_summary`.
+//! `usage_add_many`; on [`Store`]: `usage_summary`, and `usage_purge` (retention).
 //!
 //! Counts only grow: `usage_add_many` adds to the row of its key, creating it at zero. The request log
 //! aggregates a batch in memory first, so one statement never names a key twice (PostgreSQL refuses
@@ -110,6 +110,33 @@ impl Tx {
 }
 
 impl Store {
+    /// Retention: deletes up to `limit` of the organization's counts of hours that began before `before`
+    /// (the oldest hours first); returns how many. A read finds whether there is anything to delete
+    /// first, so an idle pass takes no write lock. One autocommitted statement, not an admin change.
+    pub async fn usage_purge(
+        &self,
+        organization_id: &OrganizationId,
+        before: i64,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let any = Query::new("SELECT hour FROM api_usage WHERE organization_id = $1 AND hour < $2 LIMIT 1")
+            .arg(organization_id.as_str())
+            .arg(before);
+        let hour = |row: &dyn Row| row.int("hour");
+        if self.read().await?.conn().fetch_optional(&any, hour).await?.is_none() {
+            return Ok(0);
+        }
+        let query = Query::new(
+            "DELETE FROM api_usage WHERE (organization_id, hour, principal_id, workspace_id) IN \
+             (SELECT organization_id, hour, principal_id, workspace_id FROM api_usage \
+             WHERE organization_id = $1 AND hour < $2 ORDER BY hour LIMIT $3)",
+        )
+        .arg(organization_id.as_str())
+        .arg(before)
+        .arg(i64::from(limit));
+        self.write().await?.conn().execute(&query).await
+    }
+
     /// The counts of the hours in `[from_hour, until_hour)`, summed per principal and workspace, most
     /// requests first; only `principal_id` and `workspace_id` when given.
     pub async fn usage_summary(

@@ -13,11 +13,12 @@
 //! take their turns between chunks.
 //!
 //! Retention: `api_request` events (one per checked request) older than `request_days` (90 by
-//! default), and exchange events (`platform_federated_authentication` and `_shadow`) older than
-//! `exchange_days` (kept forever by default), organization by organization, oldest first; `0` keeps
-//! them forever. Admin changes and every other event are always kept: the feed is the audit record.
+//! default), exchange events (`platform_federated_authentication` and `_shadow`) older than
+//! `exchange_days` (kept forever by default), and the hourly usage counts of hours that ended more than
+//! `usage_days` ago (400 by default), organization by organization, oldest first; `0` keeps them
+//! forever. Admin changes and every other event are always kept: the feed is the audit record.
 //!
-//! Counted in `keyless_purged_total{kind="access_token"|"jti"|"api_request"|"exchange"}`.
+//! Counted in `keyless_purged_total{kind="access_token"|"jti"|"api_request"|"exchange"|"usage"}`.
 //!
 //! With several nodes every node purges; a row deleted twice is deleted once, so that costs a query.
 
@@ -46,6 +47,8 @@ pub struct Retention {
     pub request_days: u32,
     /// `platform_federated_authentication` and `platform_federated_authentication_shadow` events.
     pub exchange_days: u32,
+    /// The hourly usage counts (`GET /v1/organizations/usage`).
+    pub usage_days: u32,
 }
 
 impl Default for Retention {
@@ -53,16 +56,21 @@ impl Default for Retention {
         Self {
             request_days: 90,
             exchange_days: 0,
+            usage_days: 400,
         }
     }
+}
+
+/// The time `days` before `now`, or `None` for `0` (forever).
+fn cutoff(days: u32, now: i64) -> Option<i64> {
+    (days > 0).then(|| now.saturating_sub(i64::from(days) * 86_400))
 }
 
 impl Retention {
     /// Each activity type with a retention, its metric kind, and the time before which its events go.
     fn cutoffs(self, now: i64) -> impl Iterator<Item = (&'static str, &'static str, i64)> {
-        let cutoff = |days: u32| (days > 0).then(|| now.saturating_sub(i64::from(days) * 86_400));
-        let requests = cutoff(self.request_days).map(|before| ("api_request", request_log::ACTIVITY_TYPE, before));
-        let exchanges = cutoff(self.exchange_days).into_iter().flat_map(|before| {
+        let requests = cutoff(self.request_days, now).map(|before| ("api_request", request_log::ACTIVITY_TYPE, before));
+        let exchanges = cutoff(self.exchange_days, now).into_iter().flat_map(|before| {
             [exchange::ACTIVITY_TYPE, exchange::SHADOW_ACTIVITY_TYPE]
                 .map(|activity_type| ("exchange", activity_type, before))
         });
@@ -81,6 +89,8 @@ pub struct Purged {
     pub requests: u64,
     /// Exchange events.
     pub exchanges: u64,
+    /// Hourly usage counts.
+    pub usage: u64,
 }
 
 /// Starts the purger: a pass at once, then every [`INTERVAL`]. It stops when `shutdown` turns `true` (or
@@ -90,7 +100,8 @@ pub fn spawn(store: Store, retention: Retention, mut shutdown: watch::Receiver<b
     tracing::info!(
         request_days = retention.request_days,
         exchange_days = retention.exchange_days,
-        "activity retention: api_request and exchange events older than this many days are deleted (0 keeps them forever)"
+        usage_days = retention.usage_days,
+        "retention: api_request events, exchange events and hourly usage counts older than this many days are deleted (0 keeps them forever)"
     );
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(INTERVAL);
@@ -122,8 +133,13 @@ pub async fn purge_once(store: &Store, retention: Retention, now: i64) -> Result
         jtis: in_chunks("jti", || store.jti_purge(now, CHUNK)).await?,
         ..Purged::default()
     };
-    if retention.cutoffs(now).next().is_some() {
+    // A usage row is its hour's start: it goes once the whole hour is past the cutoff.
+    let usage_cutoff = cutoff(retention.usage_days, now).map(|before| before.saturating_sub(3600));
+    if retention.cutoffs(now).next().is_some() || usage_cutoff.is_some() {
         for organization in store.organization_list().await? {
+            if let Some(before) = usage_cutoff {
+                purged.usage += in_chunks("usage", || store.usage_purge(&organization.id, before, CHUNK)).await?;
+            }
             for (kind, activity_type, before) in retention.cutoffs(now) {
                 let deleted = in_chunks(kind, || {
                     store.activity_purge(&organization.id, activity_type, before, CHUNK)
@@ -142,7 +158,8 @@ pub async fn purge_once(store: &Store, retention: Retention, now: i64) -> Result
             jtis = purged.jtis,
             requests = purged.requests,
             exchanges = purged.exchanges,
-            "purged expired access tokens and jti records, and activity events past their retention"
+            usage = purged.usage,
+            "purged expired access tokens and jti records, and activity events and usage counts past their retention"
         );
     }
     Ok(purged)

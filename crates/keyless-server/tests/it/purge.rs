@@ -1,7 +1,7 @@
 //! Expired state is forgotten: one pass of the purger `keyless serve` runs every minute, on the
 //! database of a running server, after real exchanges. Nothing unexpired goes; an access token goes an
 //! hour after its expiry, a `jti` record once its keep-until has passed; a purged token is unknown to
-//! `/v1/authorize`. Activity events go only past their type's retention.
+//! `/v1/authorize`. Activity events and usage counts go only past their retention.
 
 use std::time::{Duration, Instant};
 
@@ -123,9 +123,18 @@ async fn retention_deletes_only_old_events_of_the_configured_types() {
         }
         let admin_changes = count("platform_federation_rule_created").await;
         assert_eq!(admin_changes, 1, "{db:?}");
+        let usage_rows = async || {
+            let rows = store
+                .usage_summary(&organization, 0, i64::MAX, None, None)
+                .await
+                .unwrap();
+            rows.len()
+        };
+        assert_eq!(usage_rows().await, 1, "{db:?}: one hour, one principal, one workspace");
         let retention = Retention {
             request_days: 1,
             exchange_days: 2,
+            usage_days: 3,
         };
         let day = 86_400;
         let now = now();
@@ -143,11 +152,21 @@ async fn retention_deletes_only_old_events_of_the_configured_types() {
         let purged = purge::purge_once(&store, retention, now + 2 * day + 60).await.unwrap();
         assert_eq!((purged.requests, purged.exchanges), (0, 2), "{db:?}");
         assert_eq!(count("platform_federated_authentication").await, 0, "{db:?}");
+        assert_eq!(purged.usage, 0, "{db:?}");
+        assert_eq!(usage_rows().await, 1, "{db:?}");
+
+        // A usage row goes once its whole hour is past the cutoff.
+        let purged = purge::purge_once(&store, retention, now + 3 * day + 3600 + 60)
+            .await
+            .unwrap();
+        assert_eq!((purged.requests, purged.exchanges, purged.usage), (0, 0, 1), "{db:?}");
+        assert_eq!(usage_rows().await, 0, "{db:?}");
 
         // `0` keeps forever; admin changes are always kept.
         let forever = Retention {
             request_days: 0,
             exchange_days: 0,
+            usage_days: 0,
         };
         assert_eq!(
             purge::purge_once(&store, forever, now + 36_500 * day).await.unwrap(),

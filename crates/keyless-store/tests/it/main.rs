@@ -5,7 +5,8 @@
 //! Each scenario is an `async fn(Db)` written once; `conformance!` turns it into a `sqlite` and a
 //! `postgres` test. Modules: `harness` (databases, fixtures), `migrations`, `objects` (create, get,
 //! update, archive, names), `pagination`, `tokens` (access tokens, `jti`, signing keys), `activity`,
-//! `transactions` (atomicity, isolation, concurrency). No test sleeps or reads the clock.
+//! `transactions` (atomicity, isolation, concurrency), `usage` (the hourly counts' retention). No test
+//! sleeps or reads the clock.
 
 #![allow(
     clippy::unwrap_used,
@@ -41,3 +42,4 @@ mod objects;
 mod pagination;
 mod tokens;
 mod transactions;
+mod usage;
