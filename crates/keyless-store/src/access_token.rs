@@ -73,13 +73,13 @@ impl Tx {
         &mut self,
         tokens: &[T],
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
         for chunk in row_chunks(tokens) {
             let mut query = Query::new(
                 "INSERT INTO access_tokens (hash, organization_id, workspace_id, service_account_id, rule_id, scope, \
                  created_at, expires_at, revoked_at) VALUES ",
             )
-            .on_key_conflict("hash");
+            .on_key_conflict("hash")
+            .append();
             for (idx, token) in chunk.iter().map(Borrow::borrow).enumerate() {
                 query.push_sql(if idx == 0 { "(" } else { ", (" });
                 query.push_arg(token.hash.as_slice());
@@ -101,7 +101,7 @@ impl Tx {
                 query.push_arg(token.revoked_at);
                 query.push_sql(")");
             }
-            conn.execute(&query).await?;
+            self.append(&query).await?;
         }
         Ok(())
     }

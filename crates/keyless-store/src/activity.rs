@@ -209,9 +209,8 @@ impl Tx {
 
     /// [`Tx::activity_append_many`] of borrowed events.
     pub async fn activity_append_rows(&mut self, activities: &[NewActivity<'_>]) -> Result<(), StoreError> {
-        let mut conn = self.conn();
         for chunk in row_chunks(activities) {
-            conn.execute(&insert_query(chunk)).await?;
+            self.append(&insert_query(chunk).append()).await?;
         }
         Ok(())
     }

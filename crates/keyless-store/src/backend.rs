@@ -15,7 +15,8 @@
 //! Backend differences, all of them: column types in the two migration sets; SQLite write transactions
 //! start with `BEGIN IMMEDIATE` (take the write lock up front, so a read-then-write transaction never
 //! fails on a lock upgrade) while PostgreSQL reads inside a transaction add `FOR UPDATE` (lock the row
-//! read before changing it); how each reports a unique violation (`classify`); SQLite connection
+//! read before changing it); how each reports a unique violation (`classify`); multi-row appends run
+//! as `INSERT OR FAIL` on SQLite (no statement journal; see `Query::sqlite_sql`); SQLite connection
 //! settings and its single writer (below).
 //!
 //! SQLite settings: a file (`create_if_missing`), WAL journal, `synchronous=NORMAL`, `busy_timeout` 5 s,
@@ -462,6 +463,7 @@ pub(crate) struct Query<'a> {
     pushed: Vec<std::ops::Range<usize>>,
     conflicts: Conflicts,
     locking: bool,
+    append: bool,
 }
 
 /// What a unique violation of a query is about, beyond the `name` constraints (see `classify`).
@@ -488,7 +490,15 @@ impl<'a> Query<'a> {
             pushed: Vec::new(),
             conflicts: Conflicts::NONE,
             locking: false,
+            append: false,
         }
+    }
+
+    /// Marks an `INSERT` that [`crate::store::Tx::append`] runs: on SQLite it becomes `INSERT OR FAIL`.
+    pub(crate) fn append(mut self) -> Self {
+        debug_assert!(self.sql.starts_with("INSERT INTO "), "only an INSERT is an append");
+        self.append = true;
+        self
     }
 
     /// Marks a read of one object that, inside a write transaction, locks the row it reads.
@@ -538,12 +548,25 @@ impl<'a> Query<'a> {
     /// scan of the statement's names — quadratic in the parameters, of which a 512-row insert has
     /// thousands (it was two thirds of the SQLite writer thread's time under `/v1/authorize` load).
     /// Other queries keep their text.
+    ///
+    /// An [`Query::append`] starts `INSERT OR FAIL`: a statement that fails is not undone on its own
+    /// (its transaction is: see [`crate::store::Tx::append`]), so SQLite keeps no statement journal for
+    /// it — a copy of every page the statement changes, made as it goes, to undo that statement alone.
     fn sqlite_sql(&self) -> Cow<'static, str> {
-        if self.pushed.is_empty() || self.pushed.len() != self.args.len() {
+        let plain = self.pushed.is_empty() || self.pushed.len() != self.args.len();
+        if plain && !self.append {
             return self.sql.clone();
         }
-        let mut sql = String::with_capacity(self.sql.len());
+        let mut sql = String::with_capacity(self.sql.len() + 8);
         let mut from = 0;
+        if self.append {
+            sql.push_str("INSERT OR FAIL INTO ");
+            from = "INSERT INTO ".len();
+        }
+        if plain {
+            sql.push_str(self.sql.get(from..).unwrap_or_default());
+            return Cow::Owned(sql);
+        }
         for placeholder in &self.pushed {
             sql.push_str(self.sql.get(from..placeholder.start).unwrap_or_default());
             sql.push('?');
@@ -881,5 +904,25 @@ mod tests {
         mixed.push_arg(2_i64);
         mixed.push_sql(")");
         assert_eq!(mixed.sqlite_sql(), "DELETE FROM t WHERE a = $1 AND b IN ($2)");
+    }
+
+    #[test]
+    fn appends_insert_or_fail_on_sqlite() {
+        let mut rows = Query::new("INSERT INTO t (a) VALUES ").append();
+        rows.push_sql("(");
+        rows.push_arg(1_i64);
+        rows.push_sql("), (");
+        rows.push_arg(2_i64);
+        rows.push_sql(") ON CONFLICT (a) DO NOTHING");
+        assert_eq!(
+            rows.sql,
+            "INSERT INTO t (a) VALUES ($1), ($2) ON CONFLICT (a) DO NOTHING"
+        );
+        assert_eq!(
+            rows.sqlite_sql(),
+            "INSERT OR FAIL INTO t (a) VALUES (?), (?) ON CONFLICT (a) DO NOTHING"
+        );
+        let fixed = Query::new("INSERT INTO t (a) VALUES ($1)").append().arg(1_i64);
+        assert_eq!(fixed.sqlite_sql(), "INSERT OR FAIL INTO t (a) VALUES ($1)");
     }
 }

@@ -34,9 +34,8 @@ impl Tx {
     /// does not abort the transaction.
     pub async fn jti_record_many(&mut self, uses: &[(&IssuerId, &str, i64)]) -> Result<Vec<bool>, StoreError> {
         let mut first_uses = Vec::with_capacity(uses.len());
-        let mut conn = self.conn();
         for chunk in row_chunks(uses) {
-            let mut query = Query::new("INSERT INTO jti_records (issuer_id, jti, keep_until) VALUES ");
+            let mut query = Query::new("INSERT INTO jti_records (issuer_id, jti, keep_until) VALUES ").append();
             for (idx, (issuer_id, jti, keep_until)) in chunk.iter().enumerate() {
                 query.push_sql(if idx == 0 { "(" } else { ", (" });
                 query.push_arg(issuer_id.as_str());
@@ -47,8 +46,8 @@ impl Tx {
                 query.push_sql(")");
             }
             query.push_sql(" ON CONFLICT (issuer_id, keep_until, jti) DO NOTHING RETURNING issuer_id, jti, keep_until");
-            let mut inserted: HashSet<(String, String, i64)> = conn
-                .fetch_returning(&query, |row| {
+            let mut inserted: HashSet<(String, String, i64)> = self
+                .append_returning(&query, |row| {
                     Ok((row.text("issuer_id")?, row.text("jti")?, row.int("keep_until")?))
                 })
                 .await?

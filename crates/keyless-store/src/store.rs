@@ -21,8 +21,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::backend::{Conn, Pooled, Pools, Transaction};
-use crate::error::StoreError;
+use crate::backend::{Conn, Decode, Pooled, Pools, Query, Transaction};
+use crate::error::{BackendError, StoreError};
 
 /// Which database a [`Store`] runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -142,6 +142,7 @@ impl Store {
             tx: self.pools.begin().await?,
             changes: Arc::clone(&self.changes),
             config_changed: false,
+            failed: false,
         })
     }
 
@@ -172,12 +173,21 @@ pub struct Tx {
     tx: Transaction,
     changes: Arc<ConfigChanges>,
     config_changed: bool,
+    /// An [`Tx::append`] failed: the transaction can only roll back.
+    failed: bool,
 }
 
 impl Tx {
     /// Commits. When this returns `Ok`, every change of the transaction is visible and durable (SQLite:
     /// survives a process crash; see the crate documentation).
+    /// A transaction in which an append failed is rolled back instead, and the commit fails.
     pub async fn commit(self) -> Result<(), StoreError> {
+        if self.failed {
+            self.tx.rollback().await?;
+            return Err(StoreError::Unavailable(BackendError::new(
+                "a statement of the transaction failed; it was rolled back",
+            )));
+        }
         self.tx.commit().await?;
         if self.config_changed {
             self.changes.bump();
@@ -203,6 +213,26 @@ impl Tx {
     /// The transaction's connection.
     pub(crate) fn conn(&mut self) -> Conn<'_> {
         self.tx.conn()
+    }
+
+    /// Runs a multi-row [`Query::append`]. A failed append is not undone on its own on SQLite (see
+    /// `Query::sqlite_sql`): the transaction is then marked failed and can only roll back, as a
+    /// PostgreSQL transaction can after any failed statement.
+    pub(crate) async fn append(&mut self, query: &Query<'_>) -> Result<u64, StoreError> {
+        let result = self.tx.conn().execute(query).await;
+        self.failed |= result.is_err();
+        result
+    }
+
+    /// [`Tx::append`] with a `RETURNING` clause: the rows it returns.
+    pub(crate) async fn append_returning<T>(
+        &mut self,
+        query: &Query<'_>,
+        decode: Decode<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let result = self.tx.conn().fetch_returning(query, decode).await;
+        self.failed |= result.is_err();
+        result
     }
 }
 

@@ -65,12 +65,12 @@ pub struct UsageRow {
 impl Tx {
     /// Adds each count to its row (one key at most once per call).
     pub async fn usage_add_many<T: Borrow<UsageCount>>(&mut self, counts: &[T]) -> Result<(), StoreError> {
-        let mut conn = self.conn();
         for chunk in row_chunks(counts) {
             let mut query = Query::new(
                 "INSERT INTO api_usage (organization_id, hour, principal_id, workspace_id, requests, refused, \
                  rate_limited, upstream_errors, latency_us_sum, last_request_at) VALUES ",
-            );
+            )
+            .append();
             for (idx, count) in chunk.iter().map(Borrow::borrow).enumerate() {
                 query.push_sql(if idx == 0 { "(" } else { ", (" });
                 query.push_arg(count.organization_id.as_str());
@@ -103,7 +103,7 @@ impl Tx {
                  last_request_at = CASE WHEN excluded.last_request_at > api_usage.last_request_at \
                  THEN excluded.last_request_at ELSE api_usage.last_request_at END",
             );
-            conn.execute(&query).await?;
+            self.append(&query).await?;
         }
         Ok(())
     }

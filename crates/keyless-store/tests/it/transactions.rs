@@ -176,7 +176,47 @@ async fn concurrent_read_modify_write_loses_no_update(db: Db) {
     assert_eq!(stored.description.as_deref(), Some("x".repeat(20).as_str()));
 }
 
+/// A multi-row append that fails part-way (on SQLite its earlier rows are not undone on their own)
+/// leaves a transaction that cannot commit: the commit fails and rolls everything back.
+async fn a_failed_append_cannot_commit(db: Db) {
+    let store = &db.store;
+    let org = harness::seed_org(store, 1).await;
+    let account = harness::service_account(&org, "fresh", "fresh", NOW);
+    let good = AccessTokenRecord {
+        hash: vec![7; 32],
+        rule_id: None,
+        ..token(&org, "unused")
+    };
+    let mut tx = store.begin().await.unwrap();
+    tx.service_account_create(&account).await.unwrap();
+    assert!(matches!(
+        tx.access_token_create_many(&[good.clone(), token(&org, "missing")])
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(
+        tx.commit().await.is_err(),
+        "a transaction with a failed append committed"
+    );
+    assert!(matches!(
+        store.access_token_get(&good.hash).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.service_account_get(&org.id, &account.id).await,
+        Err(StoreError::NotFound)
+    ));
+
+    // The same rows without the bad one commit.
+    let mut tx = store.begin().await.unwrap();
+    tx.service_account_create(&account).await.unwrap();
+    tx.access_token_create(&good).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.access_token_get(&good.hash).await.unwrap(), good);
+}
+
 conformance!(
+    a_failed_append_cannot_commit,
     failed_change_leaves_neither_row_nor_activity,
     uncommitted_changes_are_invisible,
     concurrent_read_modify_write_loses_no_update,
