@@ -14,6 +14,10 @@
 //! cursor may see ID 12 committed before ID 11; readers that need every event should re-read a short
 //! window behind their cursor.
 //!
+//! Events come from two tables, `activities` and `activity_batches` (see [`crate::activity_batch`]); the
+//! reads take both in one read-only transaction, so an event committed between them is in both or
+//! neither.
+//!
 //! Must not: update an event, or delete one except by retention: `activity_purge` removes an
 //! organization's oldest events of one type once they are past the operator's retention for that type,
 //! and nothing else.
@@ -24,6 +28,7 @@ use keyless_core::id::OrganizationId;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::activity_batch::{self, BatchFilter};
 use crate::backend::{Arg, Query, Row, row_chunks};
 use crate::error::{BackendError, StoreError};
 use crate::page::Limit;
@@ -253,6 +258,30 @@ fn select<'a, T: AsRef<str>>(organization_id: &'a OrganizationId, activity_types
     query
 }
 
+/// The first `count` of two lists that are each in ID order (descending, or ascending), in that order.
+fn merge(
+    rows: Vec<ActivityRecord>,
+    batched: Vec<ActivityRecord>,
+    ascending: bool,
+    count: usize,
+) -> Vec<ActivityRecord> {
+    if batched.is_empty() {
+        return rows;
+    }
+    let mut merged = Vec::with_capacity(rows.len() + batched.len());
+    let (mut rows, mut batched) = (rows.into_iter().peekable(), batched.into_iter().peekable());
+    while merged.len() < count {
+        let take_row = match (rows.peek(), batched.peek()) {
+            (Some(row), Some(event)) => (row.id < event.id) == ascending,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        merged.extend(if take_row { rows.next() } else { batched.next() });
+    }
+    merged
+}
+
 impl Store {
     /// Up to `count` events of the organization of `activity_types`, newest first, older than the event
     /// `before` (from the newest when `None`): a server-side search's walk back through the feed, in
@@ -271,7 +300,22 @@ impl Store {
         }
         query.push_sql(" ORDER BY id DESC LIMIT ");
         query.push_arg(i64::from(count));
-        self.read().await?.conn().fetch_all(&query, decode).await
+        let mut snapshot = self.snapshot().await?;
+        let mut conn = snapshot.conn();
+        let rows = conn.fetch_all(&query, decode).await?;
+        let filter = BatchFilter {
+            activity_types,
+            actor_id: None,
+            resource_id: None,
+            request_id: None,
+            created_at_from: None,
+            created_at_until: None,
+            beyond: before,
+            ascending: false,
+        };
+        let count = usize::try_from(count).unwrap_or(usize::MAX);
+        let batched = activity_batch::read(&mut conn, organization_id, &filter, count).await?;
+        Ok(merge(rows, batched, false, count))
     }
 
     /// Retention: deletes those of the organization's `limit` oldest events of `activity_type` that were
@@ -318,10 +362,12 @@ impl Store {
         ))
         .arg(organization_id.as_str())
         .arg(id);
-        self.read()
-            .await?
-            .conn()
-            .fetch_optional(&query, decode)
+        let mut snapshot = self.snapshot().await?;
+        let mut conn = snapshot.conn();
+        if let Some(record) = conn.fetch_optional(&query, decode).await? {
+            return Ok(record);
+        }
+        activity_batch::get(&mut conn, organization_id, id)
             .await?
             .ok_or(StoreError::NotFound)
     }
@@ -372,7 +418,27 @@ impl Store {
             " ORDER BY id DESC LIMIT "
         });
         query.push_arg(filter.limit.fetch());
-        let mut items = self.read().await?.conn().fetch_all(&query, decode).await?;
+        // Two tables, one snapshot: an event committed between the two reads is in both or neither.
+        let mut snapshot = self.snapshot().await?;
+        let mut conn = snapshot.conn();
+        let rows = conn.fetch_all(&query, decode).await?;
+        let activity_types: Vec<&str> = filter.activity_types.iter().map(String::as_str).collect();
+        let batch_filter = BatchFilter {
+            activity_types: &activity_types,
+            actor_id: filter.actor_id.as_deref(),
+            resource_id: filter.resource_id.as_deref(),
+            request_id: filter.request_id.as_deref(),
+            created_at_from: filter.created_at_from,
+            created_at_until: filter.created_at_until,
+            beyond: match filter.cursor {
+                ActivityCursor::Newest => None,
+                ActivityCursor::After(id) | ActivityCursor::Before(id) => Some(id),
+            },
+            ascending,
+        };
+        let fetch = usize::try_from(filter.limit.fetch()).unwrap_or(usize::MAX);
+        let batched = activity_batch::read(&mut conn, organization_id, &batch_filter, fetch).await?;
+        let mut items = merge(rows, batched, ascending, fetch);
         let page_len = usize::try_from(filter.limit.get()).unwrap_or(usize::MAX);
         let has_more = items.len() > page_len;
         items.truncate(page_len);

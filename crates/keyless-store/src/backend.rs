@@ -56,6 +56,10 @@ const SQLITE_READERS: u32 = 8;
 /// PostgreSQL connections per node.
 const POSTGRES_CONNECTIONS: u32 = 16;
 
+/// The PostgreSQL advisory lock that orders the ID ranges of batched events (`Conn::reserve_activity_ids`):
+/// "keyless" in ASCII.
+const ACTIVITY_BATCH_LOCK: i64 = 0x006b_6579_6c65_7373;
+
 /// The SQLite migrations, in order: `(version, description, sql)`.
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/sqlite/0001_initial.sql")),
@@ -74,6 +78,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "jti in time order",
         include_str!("../migrations/sqlite/0005_jti_in_time_order.sql"),
+    ),
+    (
+        6,
+        "activity batches",
+        include_str!("../migrations/sqlite/0006_activity_batches.sql"),
     ),
 ];
 /// The PostgreSQL migrations, in order: `(version, description, sql)`.
@@ -98,6 +107,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "jti in time order",
         include_str!("../migrations/postgres/0005_jti_in_time_order.sql"),
+    ),
+    (
+        6,
+        "activity batches",
+        include_str!("../migrations/postgres/0006_activity_batches.sql"),
     ),
 ];
 
@@ -236,6 +250,19 @@ impl Pools {
         match self {
             Self::Sqlite { write, .. } => write.begin_with("BEGIN IMMEDIATE").await.map(Transaction::Sqlite),
             Self::Postgres(pool) => pool.begin().await.map(Transaction::Postgres),
+        }
+        .map_err(|e| classify(e, Conflicts::NONE))
+    }
+
+    /// Begins a read-only transaction: its reads see one snapshot (SQLite: a deferred transaction on a
+    /// reader connection; PostgreSQL: `REPEATABLE READ`). Dropping it ends it.
+    pub(crate) async fn snapshot(&self) -> Result<Transaction, StoreError> {
+        match self {
+            Self::Sqlite { read, .. } => read.begin().await.map(Transaction::Sqlite),
+            Self::Postgres(pool) => pool
+                .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .await
+                .map(Transaction::Postgres),
         }
         .map_err(|e| classify(e, Conflicts::NONE))
     }
@@ -628,6 +655,41 @@ impl Conn<'_> {
         }
     }
 
+    /// Draws `count` IDs from the activity feed's sequence, ascending, for events stored outside the
+    /// `activities` table (`activity_batches`); called inside a transaction. The IDs drawn by any two
+    /// transactions that call this never interleave: a later one's are all greater. SQLite: the
+    /// `activities` row of `sqlite_sequence`, advanced by `count` under the database's one write lock
+    /// (`AUTOINCREMENT` continues after them); PostgreSQL: a transaction-scoped advisory lock, held
+    /// to the commit, then `nextval` of the identity sequence per ID (other transactions' plain inserts
+    /// may still take IDs in between).
+    pub(crate) async fn reserve_activity_ids(&mut self, count: u32) -> Result<Vec<i64>, StoreError> {
+        let count = i64::from(count);
+        match self {
+            Self::Sqlite(_) => {
+                let query =
+                    Query::new("UPDATE sqlite_sequence SET seq = seq + $1 WHERE name = 'activities' RETURNING seq")
+                        .arg(count);
+                let last = self.fetch_returning(&query, |row| row.int("seq")).await?;
+                let last = last
+                    .first()
+                    .copied()
+                    .ok_or_else(|| unavailable("the activity ID sequence is missing"))?;
+                Ok((last - count + 1..=last).collect())
+            }
+            Self::Postgres(..) => {
+                let lock = Query::new("SELECT pg_advisory_xact_lock($1)").arg(ACTIVITY_BATCH_LOCK);
+                self.execute(&lock).await?;
+                let query = Query::new(
+                    "SELECT nextval(pg_get_serial_sequence('activities', 'id')) AS id FROM generate_series(1, $1)",
+                )
+                .arg(count);
+                let mut ids = self.fetch_returning(&query, |row| row.int("id")).await?;
+                ids.sort_unstable();
+                Ok(ids)
+            }
+        }
+    }
+
     /// Runs a read and decodes at most one row.
     pub(crate) async fn fetch_optional<T>(
         &mut self,
@@ -819,6 +881,45 @@ mod tests {
         let sizes: Vec<usize> = chunks.iter().map(|chunk| chunk.len()).collect();
         assert_eq!(sizes, expect, "{rows}");
         assert_eq!(chunks.concat(), items, "{rows}: order kept, nothing lost");
+    }
+
+    /// Migration 6 makes sure the `activities` sequence row exists, so batched events draw IDs after
+    /// every event already stored, and `AUTOINCREMENT` continues after theirs.
+    #[tokio::test]
+    async fn batched_ids_follow_the_events_stored_before() {
+        for existing in [0_i64, 3] {
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect("sqlite::memory:")
+                .await
+                .unwrap();
+            migrator(&SQLITE_MIGRATIONS[..5]).run(&pool).await.unwrap();
+            sqlx::query("INSERT INTO organizations (id, created_at) VALUES ('org_a', 0)")
+                .execute(&pool)
+                .await
+                .unwrap();
+            for _ in 0..existing {
+                sqlx::query(
+                    "INSERT INTO activities (organization_id, activity_type, created_at, payload) \
+                     VALUES ('org_a', 't', 0, '{}')",
+                )
+                .execute(&pool)
+                .await
+                .unwrap();
+            }
+            migrator(SQLITE_MIGRATIONS).run(&pool).await.unwrap();
+            let mut conn = pool.acquire().await.unwrap();
+            let ids = Conn::Sqlite(&mut conn).reserve_activity_ids(2).await.unwrap();
+            assert_eq!(ids, [existing + 1, existing + 2]);
+            let next: i64 = sqlx::query_scalar(
+                "INSERT INTO activities (organization_id, activity_type, created_at, payload) \
+                 VALUES ('org_a', 't', 0, '{}') RETURNING id",
+            )
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+            assert_eq!(next, existing + 3);
+        }
     }
 
     /// Migration 5 rebuilds `jti_records` with a new key: the records kept before it stay, and a

@@ -8,7 +8,8 @@
 //!   actor/time columns and archiving.
 //! - One module per stored noun, each with its record type and its `<noun>_<verb>` methods on [`Store`]
 //!   and [`Tx`]: [`organization`], [`workspace`], [`service_account`] (and workspace memberships),
-//!   [`issuer`], [`rule`], [`signing_key`], [`access_token`], [`api_key`], [`jti`], [`activity`],
+//!   [`issuer`], [`rule`], [`signing_key`], [`access_token`], [`api_key`], [`jti`], [`activity`]
+//!   (and [`activity_batch`]: high-volume events stored many to a row, part of the same feed),
 //!   [`usage`] (request counts).
 //! - `backend` (private): the only module that knows sqlx — pools, transactions, migrations, binding,
 //!   decoding and error classification; every difference between the two databases lives there.
@@ -33,7 +34,8 @@
 //! - **Atomic changes.** Every admin change and every minted token is written in a [`Tx`] with its
 //!   activity event, and exists for anyone only after [`Tx::commit`]. Group commits append many events in
 //!   one statement ([`Tx::activity_append_many`], which returns no IDs: a message per statement, not per
-//!   row); a replayed `jti` does not abort the transaction.
+//!   row); a replayed `jti` does not abort the transaction. The request log's events are stored
+//!   batched ([`Tx::activity_append_batched`]): a few rows per batch, not one row per request.
 //! - **Durability and isolation.** SQLite: one file, WAL, `synchronous=NORMAL` (a commit survives a
 //!   process crash; an OS crash or power loss may lose the last commits, never corrupt), `busy_timeout`
 //!   5 s, foreign keys on, one writer connection (writers queue in the pool) and eight readers; write
@@ -42,12 +44,14 @@
 //!
 //! # Must not
 //! Let a sqlx type out (the public API uses keyless-core types, std types and this crate's records), read
-//! the clock (times are parameters), interpret JSON it stores, or log.
+//! the clock (times are parameters), interpret the JSON payloads it stores (a batched row's array of
+//! events is its own format), or log.
 
 mod backend;
 
 pub mod access_token;
 pub mod activity;
+pub mod activity_batch;
 pub mod api_key;
 pub mod audit;
 pub mod error;

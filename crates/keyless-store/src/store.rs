@@ -156,6 +156,11 @@ impl Store {
         self.pools.read().await
     }
 
+    /// A read-only transaction, for reads that must see one snapshot (a listing that reads two tables).
+    pub(crate) async fn snapshot(&self) -> Result<Transaction, StoreError> {
+        self.pools.snapshot().await
+    }
+
     /// A connection for one autocommitted write statement.
     pub(crate) async fn write(&self) -> Result<Pooled, StoreError> {
         self.pools.write().await

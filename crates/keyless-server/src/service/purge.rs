@@ -36,6 +36,8 @@ pub const INTERVAL: Duration = Duration::from_secs(60);
 pub const TOKEN_GRACE_SECONDS: i64 = 3600;
 /// The most rows one delete statement removes.
 pub const CHUNK: u32 = 2000;
+/// The most rows of batched events (up to 512 events each) one delete removes.
+pub const BATCH_CHUNK: u32 = 4;
 
 /// The longest retention that can be set, in days (a century).
 pub const MAX_RETENTION_DAYS: u32 = 36_500;
@@ -129,8 +131,17 @@ pub fn spawn(store: Store, retention: Retention, mut shutdown: watch::Receiver<b
 pub async fn purge_once(store: &Store, retention: Retention, now: i64) -> Result<Purged, StoreError> {
     let token_cutoff = now.saturating_sub(TOKEN_GRACE_SECONDS);
     let mut purged = Purged {
-        access_tokens: in_chunks("access_token", || store.access_token_purge(token_cutoff, CHUNK)).await?,
-        jtis: in_chunks("jti", || store.jti_purge(now, CHUNK)).await?,
+        access_tokens: in_chunks("access_token", CHUNK, || async {
+            store
+                .access_token_purge(token_cutoff, CHUNK)
+                .await
+                .map(|rows| (rows, rows))
+        })
+        .await?,
+        jtis: in_chunks("jti", CHUNK, || async {
+            store.jti_purge(now, CHUNK).await.map(|rows| (rows, rows))
+        })
+        .await?,
         ..Purged::default()
     };
     // A usage row is its hour's start: it goes once the whole hour is past the cutoff.
@@ -138,13 +149,28 @@ pub async fn purge_once(store: &Store, retention: Retention, now: i64) -> Result
     if retention.cutoffs(now).next().is_some() || usage_cutoff.is_some() {
         for organization in store.organization_list().await? {
             if let Some(before) = usage_cutoff {
-                purged.usage += in_chunks("usage", || store.usage_purge(&organization.id, before, CHUNK)).await?;
-            }
-            for (kind, activity_type, before) in retention.cutoffs(now) {
-                let deleted = in_chunks(kind, || {
-                    store.activity_purge(&organization.id, activity_type, before, CHUNK)
+                purged.usage += in_chunks("usage", CHUNK, || async {
+                    store
+                        .usage_purge(&organization.id, before, CHUNK)
+                        .await
+                        .map(|rows| (rows, rows))
                 })
                 .await?;
+            }
+            for (kind, activity_type, before) in retention.cutoffs(now) {
+                let rows = in_chunks(kind, CHUNK, || async {
+                    let deleted = store
+                        .activity_purge(&organization.id, activity_type, before, CHUNK)
+                        .await?;
+                    Ok((deleted, deleted))
+                })
+                .await?;
+                let batched = in_chunks(kind, BATCH_CHUNK, || async {
+                    let deleted = store.activity_batch_purge(&organization.id, activity_type, before, BATCH_CHUNK);
+                    deleted.await.map(|deleted| (deleted.rows, deleted.events))
+                })
+                .await?;
+                let deleted = rows + batched;
                 match kind {
                     "api_request" => purged.requests += deleted,
                     _ => purged.exchanges += deleted,
@@ -165,18 +191,19 @@ pub async fn purge_once(store: &Store, retention: Retention, now: i64) -> Result
     Ok(purged)
 }
 
-/// Runs `delete` (one chunk) until a chunk comes back short; returns the rows deleted.
-async fn in_chunks<F, Fut>(kind: &'static str, mut delete: F) -> Result<u64, StoreError>
+/// Runs `delete` (one chunk of at most `limit` rows) until a chunk comes back short; `delete` answers
+/// the rows it deleted and what they count as (events, for rows of batched events); returns the count.
+async fn in_chunks<F, Fut>(kind: &'static str, limit: u32, mut delete: F) -> Result<u64, StoreError>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<u64, StoreError>>,
+    Fut: Future<Output = Result<(u64, u64), StoreError>>,
 {
     let mut total = 0;
     loop {
-        let deleted = delete().await?;
-        metrics::counter!("keyless_purged_total", "kind" => kind).increment(deleted);
-        total += deleted;
-        if deleted < u64::from(CHUNK) {
+        let (rows, counted) = delete().await?;
+        metrics::counter!("keyless_purged_total", "kind" => kind).increment(counted);
+        total += counted;
+        if rows < u64::from(limit) {
             return Ok(total);
         }
     }

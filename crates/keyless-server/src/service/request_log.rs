@@ -8,7 +8,8 @@
 //! Memory is bounded: the queue holds at most the configured number of requests (`request_log.queue`);
 //! a request that finds it full is dropped and counted in `keyless_api_requests_dropped_total`, so a
 //! database slower than the traffic costs records, never latency or memory. The writer takes whatever
-//! is queued (up to [`MAX_BATCH`]) and writes it in one transaction: the events, the usage counts
+//! is queued (up to [`MAX_BATCH`]) and writes it in one transaction: the events (stored batched, a few
+//! rows per batch rather than one per request: `keyless_store::activity_batch`), the usage counts
 //! summed per hour, principal and workspace, and the API keys' last-used times (one commit per batch).
 //! A batch that fails is retried once after a pause, then dropped and counted. Each event's payload is
 //! serialized straight from the request into JSON text (a `Value` built and torn down per request was
@@ -167,7 +168,7 @@ async fn write(store: &Store, batch: &[ApiRequest]) -> Result<(), Box<dyn std::e
         .map(|((organization_id, id), at)| (organization_id.clone(), id.clone(), at))
         .collect();
     let mut tx = store.begin().await?;
-    tx.activity_append_rows(&events).await?;
+    tx.activity_append_batched(&events).await?;
     tx.usage_add_many(&counts).await?;
     tx.api_key_touch_many(&touches).await?;
     Ok(tx.commit().await?)

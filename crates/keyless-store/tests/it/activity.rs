@@ -306,4 +306,328 @@ async fn purge_by_type_and_age(db: Db) {
     assert_eq!(none.await.unwrap(), 0);
 }
 
-conformance!(append_one_and_many, feed_filters, feed_cursors, purge_by_type_and_age);
+/// A batched event as the tests append it: `seq` (in its payload) is the order it was appended in.
+fn batched<'a>(
+    org: &'a keyless_core::id::OrganizationId,
+    seq: usize,
+    payload: &'a serde_json::Value,
+    request_ids: &'a [String],
+) -> NewActivity<'a> {
+    NewActivity {
+        organization_id: org,
+        activity_type: "api_request",
+        actor_id: Some(if seq.is_multiple_of(2) {
+            "apikey_even"
+        } else {
+            "svac_odd"
+        }),
+        resource_id: (!seq.is_multiple_of(3)).then_some("wrkspc_a"),
+        request_id: request_ids.get(seq).map(String::as_str),
+        created_at: NOW + i64::try_from(seq / 100).unwrap(),
+        payload: Payload::Value(payload),
+    }
+}
+
+/// Batched events (`activity_append_batched`) and `activities` rows make one feed: IDs in append order
+/// across both, every filter, cursors both ways across row and batch boundaries, `activity_get`.
+async fn batched_events_join_the_feed(db: Db) {
+    let store = &db.store;
+    let org = harness::seed_org(store, 1).await;
+    let org2 = harness::seed_org(store, 2).await;
+    // Time-first request IDs, as the server makes them: ~4 s per prefix bucket.
+    let request_ids: Vec<String> = (0..2000_u64)
+        .map(|seq| format!("req_{:012x}{:012x}", 1_796_000_000_000 + seq * 37, seq))
+        .collect();
+    let payloads: Vec<serde_json::Value> = (0..2000).map(|seq| json!({"seq": seq})).collect();
+    let row = |seq: usize, activity_type: &str| {
+        let mut event = harness::activity(&org.id, activity_type, Some("svac_admin_target"), NOW);
+        event.payload = json!({"seq": seq});
+        event
+    };
+    let ours = |range: std::ops::Range<usize>| -> Vec<NewActivity<'_>> {
+        range.map(|n| batched(&org.id, n, &payloads[n], &request_ids)).collect()
+    };
+    let mut seq = 0;
+    let mut tx = store.begin().await.unwrap();
+    tx.activity_append(&row(seq, "platform_service_account_created"))
+        .await
+        .unwrap();
+    seq += 1;
+    tx.commit().await.unwrap();
+    // 600 events: more than one stored row.
+    let mut tx = store.begin().await.unwrap();
+    tx.activity_append_batched(&ours(seq..seq + 600)).await.unwrap();
+    seq += 600;
+    tx.commit().await.unwrap();
+    // Rows and batches of two organizations interleaved in one transaction.
+    let mut tx = store.begin().await.unwrap();
+    tx.activity_append(&row(seq, "platform_workspace_created"))
+        .await
+        .unwrap();
+    seq += 1;
+    let other: Vec<NewActivity<'_>> = (0..3)
+        .map(|n| batched(&org2.id, 1900 + n, &payloads[1900 + n], &[]))
+        .collect();
+    tx.activity_append_batched(&other).await.unwrap();
+    tx.activity_append_batched(&ours(seq..seq + 5)).await.unwrap();
+    seq += 5;
+    tx.activity_append(&row(seq, "platform_workspace_created"))
+        .await
+        .unwrap();
+    seq += 1;
+    tx.commit().await.unwrap();
+    // Events written as rows before batches existed are still part of the feed.
+    let mut tx = store.begin().await.unwrap();
+    tx.activity_append_rows(&ours(seq..seq + 2)).await.unwrap();
+    seq += 2;
+    tx.commit().await.unwrap();
+
+    // Everything, newest first: IDs strictly descending, this test's events in reverse append order
+    // (after them, any the organization's seeding wrote).
+    let all = store.activity_scan(&org.id, &[], None, 10_000).await.unwrap();
+    let seqs: Vec<i64> = all
+        .iter()
+        .map_while(|record| record.activity.payload["seq"].as_i64())
+        .collect();
+    let expected: Vec<i64> = (0..i64::try_from(seq).unwrap()).rev().collect();
+    assert_eq!(seqs, expected);
+    assert!(all.windows(2).all(|pair| pair[0].id > pair[1].id));
+    assert!(all.iter().all(|record| record.activity.organization_id == org.id));
+    let requests = store
+        .activity_scan(&org.id, &["api_request"], None, 10_000)
+        .await
+        .unwrap();
+    assert_eq!(requests.len(), 607);
+    let middle = &all[300];
+    let below = store
+        .activity_scan(&org.id, &["api_request"], Some(middle.id), 5)
+        .await
+        .unwrap();
+    assert_eq!(below, all[301..306].to_vec());
+
+    // Pages of 7 with `after_id`, then back with `before_id`, each matching the full listing.
+    for query in [
+        ActivityQuery::default(),
+        ActivityQuery {
+            actor_id: Some("svac_odd".to_owned()),
+            ..ActivityQuery::default()
+        },
+        ActivityQuery {
+            resource_id: Some("wrkspc_a".to_owned()),
+            ..ActivityQuery::default()
+        },
+        ActivityQuery {
+            activity_types: vec!["platform_workspace_created".to_owned()],
+            ..ActivityQuery::default()
+        },
+        ActivityQuery {
+            activity_types: vec!["api_request".to_owned(), "platform_service_account_created".to_owned()],
+            created_at_from: Some(NOW + 2),
+            created_at_until: Some(NOW + 5),
+            ..ActivityQuery::default()
+        },
+        ActivityQuery {
+            request_id: Some(request_ids[250].clone()),
+            ..ActivityQuery::default()
+        },
+    ] {
+        let wanted: Vec<i64> = all
+            .iter()
+            .filter(|record| {
+                let event = &record.activity;
+                (query.activity_types.is_empty() || query.activity_types.contains(&event.activity_type))
+                    && query
+                        .actor_id
+                        .as_ref()
+                        .is_none_or(|actor| event.actor_id.as_ref() == Some(actor))
+                    && query
+                        .resource_id
+                        .as_ref()
+                        .is_none_or(|resource| event.resource_id.as_ref() == Some(resource))
+                    && query
+                        .request_id
+                        .as_ref()
+                        .is_none_or(|id| event.request_id.as_ref() == Some(id))
+                    && query.created_at_from.is_none_or(|from| event.created_at >= from)
+                    && query.created_at_until.is_none_or(|until| event.created_at < until)
+            })
+            .map(|record| record.id)
+            .collect();
+        assert!(!wanted.is_empty(), "{query:?}");
+        let org_id = &org.id;
+        let page_of = |cursor| {
+            let query = ActivityQuery {
+                cursor,
+                limit: Limit::new(7).unwrap(),
+                ..query.clone()
+            };
+            async move { store.activity_list(org_id, &query).await.unwrap() }
+        };
+        let mut forward = Vec::new();
+        let mut cursor = ActivityCursor::Newest;
+        loop {
+            let page = page_of(cursor).await;
+            forward.extend(page.items.iter().map(|record| record.id));
+            match page.items.last() {
+                Some(last) if page.has_more => cursor = ActivityCursor::After(last.id),
+                _ => break,
+            }
+        }
+        assert_eq!(forward, wanted, "{query:?}");
+        let mut backward = Vec::new();
+        let mut cursor = ActivityCursor::Before(wanted[wanted.len() - 1]);
+        loop {
+            let page = page_of(cursor).await;
+            backward.splice(0..0, page.items.iter().map(|record| record.id));
+            match page.items.first() {
+                Some(first) if page.has_more => cursor = ActivityCursor::Before(first.id),
+                _ => break,
+            }
+        }
+        assert_eq!(backward, wanted[..wanted.len() - 1], "{query:?}");
+    }
+
+    // One event by ID, batched or not; never another organization's.
+    for record in [&all[0], &all[100], &all[400], &all[all.len() - 1]] {
+        assert_eq!(&store.activity_get(&org.id, record.id).await.unwrap(), record);
+        assert!(matches!(
+            store.activity_get(&org2.id, record.id).await,
+            Err(StoreError::NotFound)
+        ));
+    }
+    let theirs = store.activity_scan(&org2.id, &["api_request"], None, 10).await.unwrap();
+    assert_eq!(theirs.len(), 3);
+    assert!(matches!(
+        store.activity_get(&org.id, theirs[0].id).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+/// Retention of batched events: whole stored rows, oldest first, once their newest event is past the
+/// cutoff, with the keys that found them; other organizations untouched.
+async fn batched_purge(db: Db) {
+    let store = &db.store;
+    let org = harness::seed_org(store, 1).await;
+    let org2 = harness::seed_org(store, 2).await;
+    let payloads: Vec<serde_json::Value> = (0..1200).map(|seq| json!({"seq": seq})).collect();
+    let mut old: Vec<NewActivity<'_>> = (0..1100).map(|n| batched(&org.id, n, &payloads[n], &[])).collect();
+    for event in &mut old {
+        event.created_at = NOW - 1000;
+    }
+    let young: Vec<NewActivity<'_>> = (1100..1110).map(|n| batched(&org.id, n, &payloads[n], &[])).collect();
+    let theirs: Vec<NewActivity<'_>> = (0..4)
+        .map(|n| NewActivity {
+            created_at: NOW - 1000,
+            ..batched(&org2.id, n, &payloads[n], &[])
+        })
+        .collect();
+    let mut tx = store.begin().await.unwrap();
+    tx.activity_append_batched(&old).await.unwrap();
+    tx.activity_append_batched(&theirs).await.unwrap();
+    tx.activity_append_batched(&young).await.unwrap();
+    tx.commit().await.unwrap();
+
+    // 1,100 old events are three stored rows (512 + 512 + 76).
+    let first = store
+        .activity_batch_purge(&org.id, "api_request", NOW, 2)
+        .await
+        .unwrap();
+    assert_eq!((first.rows, first.events), (2, 1024));
+    let second = store
+        .activity_batch_purge(&org.id, "api_request", NOW, 2)
+        .await
+        .unwrap();
+    assert_eq!((second.rows, second.events), (1, 76));
+    let third = store
+        .activity_batch_purge(&org.id, "api_request", NOW, 2)
+        .await
+        .unwrap();
+    assert_eq!((third.rows, third.events), (0, 0));
+    let left = store
+        .activity_scan(&org.id, &["api_request"], None, 10_000)
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 10);
+    let by_actor = ActivityQuery {
+        actor_id: Some("apikey_even".to_owned()),
+        ..ActivityQuery::default()
+    };
+    assert_eq!(store.activity_list(&org.id, &by_actor).await.unwrap().items.len(), 5);
+    assert_eq!(
+        store
+            .activity_scan(&org2.id, &["api_request"], None, 100)
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+    // Another type, and a cutoff the rows are not past, delete nothing.
+    assert_eq!(
+        store
+            .activity_batch_purge(&org2.id, "other", NOW, 2)
+            .await
+            .unwrap()
+            .rows,
+        0
+    );
+    assert_eq!(
+        store
+            .activity_batch_purge(&org2.id, "api_request", NOW - 1000, 2)
+            .await
+            .unwrap()
+            .rows,
+        0
+    );
+}
+
+/// Two transactions appending batches at once: the later one's IDs are all above the earlier one's
+/// (SQLite: one writer; PostgreSQL: an advisory lock held to the commit), even while it waited.
+async fn batched_ranges_never_interleave(db: Db) {
+    let store = db.store.clone();
+    let org = harness::seed_org(&store, 1).await;
+    let payloads: Vec<serde_json::Value> = (0..15).map(|seq| json!({"seq": seq})).collect();
+    let appended = |range: std::ops::Range<usize>| -> Vec<NewActivity<'_>> {
+        range.map(|n| batched(&org.id, n, &payloads[n], &[])).collect()
+    };
+    let mut tx = store.begin().await.unwrap();
+    tx.activity_append_batched(&appended(0..5)).await.unwrap();
+    let later = tokio::spawn({
+        let (store, org) = (store.clone(), org.id.clone());
+        async move {
+            let payloads: Vec<serde_json::Value> = (10..15).map(|seq| json!({"seq": seq})).collect();
+            let events: Vec<NewActivity<'_>> = payloads
+                .iter()
+                .enumerate()
+                .map(|(n, payload)| batched(&org, 10 + n, payload, &[]))
+                .collect();
+            let mut tx = store.begin().await.unwrap();
+            tx.activity_append_batched(&events).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        !later.is_finished(),
+        "the second transaction did not wait for the first"
+    );
+    tx.activity_append_batched(&appended(5..10)).await.unwrap();
+    tx.commit().await.unwrap();
+    later.await.unwrap();
+    let stored = store.activity_scan(&org.id, &["api_request"], None, 100).await.unwrap();
+    let seqs: Vec<i64> = stored
+        .iter()
+        .rev()
+        .map(|record| record.activity.payload["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, (0..15).collect::<Vec<i64>>());
+}
+
+conformance!(
+    batched_ranges_never_interleave,
+    append_one_and_many,
+    feed_filters,
+    feed_cursors,
+    purge_by_type_and_age,
+    batched_events_join_the_feed,
+    batched_purge
+);
