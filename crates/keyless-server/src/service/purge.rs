@@ -8,7 +8,8 @@
 //! (until then a late caller still hears `credential_expired` rather than that the token is unknown,
 //! and introspection answers `active: false` either way) and `jti` records past their `keep_until`
 //! (the token's `exp` plus leeway: the token itself would fail its `exp` check by then). Deletes go in
-//! statements of at most [`CHUNK`] rows, each its own short transaction, so a backlog (a server that was
+//! statements of at most [`CHUNK`] rows ([`BATCH_CHUNK`] rows of batched events, up to 512 events
+//! each), each its own short transaction, so a backlog (a server that was
 //! down, a first start on old data) never holds SQLite's write lock for long: exchanges' group commits
 //! take their turns between chunks.
 //!
