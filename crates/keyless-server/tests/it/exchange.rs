@@ -48,10 +48,14 @@ impl Env {
 
     /// [`Env::start`] with the server's configuration changed by `configure`.
     pub(crate) async fn start_with(db: Db, configure: impl FnOnce(&mut RawConfig)) -> Env {
+        Self::start_against(db, OidcIssuer::start().await, configure).await
+    }
+
+    /// [`Env::start_with`] trusting `oidc`, started by the caller (who may have taken it down first).
+    pub(crate) async fn start_against(db: Db, oidc: OidcIssuer, configure: impl FnOnce(&mut RawConfig)) -> Env {
         let site = Site::new(db);
         let app = spawn_app_with(&site, configure).await;
         let admin = TestApp::admin_token(&site);
-        let oidc = OidcIssuer::start().await;
         let bootstrap: Value =
             serde_json::from_str(&std::fs::read_to_string(crate::harness::bootstrap_file(&site)).unwrap()).unwrap();
         let organization_id = bootstrap["organization_id"].as_str().unwrap().to_owned();

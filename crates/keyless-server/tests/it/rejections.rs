@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::exchange::{Env, now};
 use crate::harness::{Db, databases};
+use crate::oidc::OidcIssuer;
 
 fn b64(value: &Value) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).unwrap())
@@ -375,11 +376,12 @@ async fn create(env: &Env, body: Value) -> String {
 
 #[tokio::test]
 async fn jwks_unavailable_when_the_issuer_is_down_and_nothing_is_cached() {
-    // The background poller's one tick is at start, before the issuer exists: with the default 5-s
-    // interval a slow setup (CI runs many servers at once) let it fetch and cache the keys before the
-    // outage began, and the exchange then succeeded.
-    let env = Env::start_with(Db::Sqlite, |raw| raw.issuers.poll_interval_seconds = Some(3600)).await;
-    env.oidc.set_outage(true);
+    // The issuer is down before keyless ever hears of it: taken down after the setup, the background
+    // poller (its first tick can run late on a loaded CI machine) could fetch and cache the keys first,
+    // and the exchange then succeeded.
+    let oidc = OidcIssuer::start().await;
+    oidc.set_outage(true);
+    let env = Env::start_against(Db::Sqlite, oidc, |_| {}).await;
     let reply = env.exchange(&env.body(&env.token())).await;
     reply.assert_refused("invalid_grant", "jwks_unavailable");
     env.app.stop().await.unwrap();
