@@ -145,6 +145,9 @@ pub struct RawRate {
 pub struct RawRequestLog {
     /// `queue`: the most request records waiting for the database (65536); more are dropped and counted.
     pub queue: Option<usize>,
+    /// `flush_ms`: how long the writer gathers records after the first before it writes them (50,
+    /// 0–1000; 0 writes whatever is queued at once).
+    pub flush_ms: Option<u64>,
 }
 
 /// `[retention]`: how long the high-volume activity events and the usage counts are kept; `0` keeps
@@ -291,8 +294,8 @@ pub struct Config {
     pub kek: KekSource,
     /// The route table, rate limits and credential cache of request authorization.
     pub authorize: AuthorizeSettings,
-    /// The request log's queue bound.
-    pub request_log_queue: usize,
+    /// The request log's queue bound and flush interval.
+    pub request_log: request_log::Settings,
     /// How long the high-volume activity events and the usage counts are kept (`[retention]`).
     pub retention: Retention,
     /// Where the built-in proxy forwards authorized requests, if anywhere.
@@ -439,12 +442,7 @@ impl Config {
             poll: poll_settings(&raw.issuers)?,
             kek,
             authorize: authorize_settings(&raw.authorize, &raw.rate_limits)?,
-            request_log_queue: within(
-                "request_log.queue",
-                raw.request_log.queue,
-                request_log::DEFAULT_QUEUE,
-                1..=16_777_216,
-            )?,
+            request_log: request_log_settings(&raw.request_log)?,
             retention: retention(&raw.retention)?,
             upstream: raw.upstream.url.as_deref().map(checked_upstream).transpose()?,
             upstream_connect_timeout: Duration::from_secs(within(
@@ -584,6 +582,15 @@ fn within<T: PartialOrd + std::fmt::Display + Copy>(
 }
 
 const DAY: i64 = 24 * 3600;
+
+fn request_log_settings(raw: &RawRequestLog) -> Result<request_log::Settings, ConfigError> {
+    let defaults = request_log::Settings::default();
+    let flush_ms = u64::try_from(defaults.flush.as_millis()).unwrap_or(u64::MAX);
+    Ok(request_log::Settings {
+        queue: within("request_log.queue", raw.queue, defaults.queue, 1..=16_777_216)?,
+        flush: Duration::from_millis(within("request_log.flush_ms", raw.flush_ms, flush_ms, 0..=1000)?),
+    })
+}
 
 fn key_settings(raw: &RawIssuers) -> Result<KeySettings, ConfigError> {
     let defaults = KeySettings::default();
@@ -922,6 +929,31 @@ mod tests {
         check("poll_interval_seconds = 0", "issuers.poll_interval_seconds: ");
         check("jwks_max_stalenes_seconds = 1", "jwks_max_stalenes_seconds");
         check("poll_batch_size = \"many\"", "poll_batch_size");
+    }
+
+    #[test]
+    fn the_request_log_settings_have_defaults_bounds_and_an_env_override() {
+        Jail::expect_with(|jail| {
+            let config = load_in(jail, Overrides::default()).unwrap();
+            assert_eq!(config.request_log, request_log::Settings::default());
+            assert_eq!(config.request_log.flush, Duration::from_millis(50));
+            jail.set_env("KEYLESS_REQUEST_LOG__FLUSH_MS", "0");
+            jail.set_env("KEYLESS_REQUEST_LOG__QUEUE", "1024");
+            let config = load_in(jail, Overrides::default()).unwrap();
+            assert_eq!(config.request_log.flush, Duration::ZERO);
+            assert_eq!(config.request_log.queue, 1024);
+            jail.set_env("KEYLESS_REQUEST_LOG__FLUSH_MS", "1001");
+            let err = load_in(jail, Overrides::default()).err().unwrap_or_default();
+            assert!(
+                err.contains("request_log.flush_ms: 1001 is out of range 0..=1000"),
+                "{err}"
+            );
+            jail.set_env("KEYLESS_REQUEST_LOG__FLUSH_MS", "50");
+            jail.set_env("KEYLESS_REQUEST_LOG__QUEUE", "0");
+            let err = load_in(jail, Overrides::default()).err().unwrap_or_default();
+            assert!(err.contains("request_log.queue: 0 is out of range"), "{err}");
+            Ok(())
+        });
     }
 
     #[test]

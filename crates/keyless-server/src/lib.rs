@@ -29,6 +29,7 @@ pub mod telemetry;
 use std::future::Future;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::serve::ListenerExt;
 use keyless_store::Store;
@@ -44,7 +45,7 @@ use crate::service::jwks::source::UrlPolicy;
 use crate::service::keys::{KeyEncryptionKey, KeyError};
 use crate::service::purge;
 use crate::service::recorder::Recorder;
-use crate::service::request_log::RequestLog;
+use crate::service::request_log::{self, RequestLog};
 use crate::state::{AppState, Shared};
 
 /// Why the server stopped with an error.
@@ -121,7 +122,7 @@ pub async fn run(
     }
     let keys: Vec<&keyless_jose::SigningKey> = organization.signing_keys.iter().collect();
     let (recorder, writer) = Recorder::start(store.clone());
-    let (request_log, request_writer) = RequestLog::start(store.clone(), config.request_log_queue);
+    let (request_log, request_writer) = RequestLog::start(store.clone(), config.request_log);
     let url_policy = UrlPolicy {
         allow_insecure: config.allow_insecure_urls,
     };
@@ -222,7 +223,13 @@ pub async fn bootstrap_admin_rule(
         let keys: Vec<&keyless_jose::SigningKey> = organization.signing_keys.iter().collect();
         // Nothing is recorded through the recorder here; its writer ends once the state is dropped.
         let (recorder, writer) = Recorder::start(store.clone());
-        let (request_log, request_writer) = RequestLog::start(store.clone(), 1);
+        let (request_log, request_writer) = RequestLog::start(
+            store.clone(),
+            request_log::Settings {
+                queue: 1,
+                flush: Duration::ZERO,
+            },
+        );
         let state = AppState::new(Shared {
             store: store.clone(),
             organization_id: organization.id.clone(),
