@@ -43,7 +43,7 @@ use crate::service::jwks::IssuerKeys;
 use crate::service::jwks::poll;
 use crate::service::jwks::source::UrlPolicy;
 use crate::service::keys::{KeyEncryptionKey, KeyError};
-use crate::service::purge;
+use crate::service::{checkpoint, purge};
 use crate::service::recorder::Recorder;
 use crate::service::request_log::{self, RequestLog};
 use crate::state::{AppState, Shared};
@@ -159,7 +159,8 @@ pub async fn run(
     tracing::info!(%address, public_url = %config.public_url, organization_id = organization.id.as_str(), "keyless is serving");
     let (stop_background, background_shutdown) = tokio::sync::watch::channel(false);
     let poller = poll::spawn(store.clone(), poller_keys, config.poll, background_shutdown.clone());
-    let purger = purge::spawn(store.clone(), config.retention, background_shutdown);
+    let purger = purge::spawn(store.clone(), config.retention, background_shutdown.clone());
+    let checkpointer = checkpoint::spawn(store.clone(), background_shutdown);
     let follower = tokio::spawn(follow_config_changes(store.clone()));
     // The peer address feeds the proxy's `x-forwarded-for`. `TCP_NODELAY`: a streamed answer's small
     // writes (server-sent events) must not wait for the client's delayed ACK.
@@ -177,6 +178,9 @@ pub async fn run(
     }
     if purger.await.is_err() {
         tracing::error!("the purger of expired tokens ended abnormally");
+    }
+    if checkpointer.await.is_err() {
+        tracing::error!("the SQLite checkpointer ended abnormally");
     }
     follower.abort();
     served.map_err(|source| ServeError::Io {

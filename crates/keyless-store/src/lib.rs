@@ -39,7 +39,9 @@
 //! - **Durability and isolation.** SQLite: one file, WAL, `synchronous=NORMAL` (a commit survives a
 //!   process crash; an OS crash or power loss may lose the last commits, never corrupt), `busy_timeout`
 //!   5 s, foreign keys on, one writer connection (writers queue in the pool) and eight readers; write
-//!   transactions are `BEGIN IMMEDIATE`. PostgreSQL: read committed; reads inside a [`Tx`] lock their row
+//!   transactions are `BEGIN IMMEDIATE`. The writer does not checkpoint after its commits (only as a
+//!   backstop at [`WAL_BACKSTOP_FRAMES`]): the owner calls [`Store::checkpoint`] every fraction of a
+//!   second, which copies the log beside the writer. PostgreSQL: read committed; reads inside a [`Tx`] lock their row
 //!   (`FOR UPDATE`); uniqueness (names, `jti`) is enforced by unique indexes, never by read-then-write.
 //!
 //! # Must not
@@ -69,4 +71,4 @@ pub mod workspace;
 
 pub use error::StoreError;
 pub use page::{Cursor, Limit, ListQuery, Page};
-pub use store::{Backend, Store, Tx};
+pub use store::{Backend, Store, Tx, WAL_BACKSTOP_FRAMES, WAL_RESTART_FRAMES, WalCheckpoint};

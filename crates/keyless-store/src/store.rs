@@ -33,6 +33,39 @@ pub enum Backend {
     Postgres,
 }
 
+/// The write-ahead log's size, in 4-KiB frames, past which [`Store::checkpoint`] has it start over (64 MiB).
+pub const WAL_RESTART_FRAMES: i64 = 16_384;
+/// The log's size at which the SQLite writer checkpoints by itself, in case nobody calls
+/// [`Store::checkpoint`] (256 MiB).
+pub const WAL_BACKSTOP_FRAMES: i64 = 65_536;
+
+/// What a [`Store::checkpoint`] found and did, in frames of the write-ahead log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalCheckpoint {
+    /// Frames in the log (once all are copied, the writer's next transaction starts the log over).
+    pub frames: i64,
+    /// Of those, how many are now copied into the database file.
+    pub copied: i64,
+    /// Whether this call copied the whole log on the writer connection, so that the writer's next
+    /// transaction starts it over.
+    pub restart: bool,
+}
+
+/// One `PASSIVE` SQLite checkpoint on `pooled`.
+async fn wal_checkpoint(pooled: &mut Pooled) -> Result<Option<WalCheckpoint>, StoreError> {
+    let found = pooled
+        .conn()
+        .fetch_optional(&Query::new("PRAGMA wal_checkpoint(PASSIVE)"), |row| {
+            Ok((row.int("log")?, row.int("checkpointed")?))
+        })
+        .await?;
+    Ok(found.map(|(frames, copied)| WalCheckpoint {
+        frames,
+        copied,
+        restart: false,
+    }))
+}
+
 /// The PostgreSQL channel every configuration change is announced on (payload: the organization ID).
 const CONFIG_CHANNEL: &str = "keyless_config";
 
@@ -123,6 +156,38 @@ impl Store {
             Backend::Sqlite
         } else {
             Backend::Postgres
+        }
+    }
+
+    /// Copies what the SQLite write-ahead log holds into the database file, off the writer: the owner
+    /// of a long-running [`Store`] calls it every fraction of a second (`keyless serve` does, every
+    /// 100 ms). The writer no longer checkpoints after its commits (that stalled every writer behind
+    /// the checkpoint's two `fsync`s, milliseconds each, once per thousand frames), except as a backstop
+    /// when the log reaches [`WAL_BACKSTOP_FRAMES`] because nobody called this.
+    ///
+    /// A `PASSIVE` checkpoint on a reader connection copies the log beside the writer, never blocking
+    /// it. Only a log copied completely starts over (at the writer's next transaction), which under
+    /// sustained writes a checkpoint beside the writer rarely achieves; so once the log holds
+    /// [`WAL_RESTART_FRAMES`] frames the checkpoint is repeated **on the writer connection**, between two
+    /// of its transactions: it copies the few frames written since the first pass and syncs, and the
+    /// writer's next transaction starts the log over. Writers wait for that connection as for any other
+    /// write — one short pause per that many frames.
+    ///
+    /// `None` on PostgreSQL, which checkpoints on its own.
+    pub async fn checkpoint(&self) -> Result<Option<WalCheckpoint>, StoreError> {
+        if !self.pools.is_sqlite() {
+            return Ok(None);
+        }
+        let beside = wal_checkpoint(&mut self.read().await?).await?;
+        match beside {
+            Some(found) if found.frames >= WAL_RESTART_FRAMES => {
+                let mut writer = self.pools.write().await?;
+                Ok(wal_checkpoint(&mut writer).await?.map(|done| WalCheckpoint {
+                    restart: done.copied == done.frames,
+                    ..done
+                }))
+            }
+            other => Ok(other),
         }
     }
 

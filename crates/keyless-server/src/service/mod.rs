@@ -12,6 +12,7 @@
 //! - [`request_log`]: every authorized or refused request as an `api_request` event and usage counts,
 //!   written in batches off the request path.
 //! - [`purge`]: expired access tokens and `jti` records deleted in the background.
+//! - [`checkpoint`]: SQLite's write-ahead log checkpointed in the background, off the writer.
 //! - [`bootstrap`]: the first start (organization, default workspace, signing key, one-time admin
 //!   token), loading the organization on every start, and the offline first org:admin automation
 //!   (`keyless bootstrap admin-rule`).
@@ -20,6 +21,7 @@ pub mod access;
 pub mod admin;
 pub mod authorize;
 pub mod bootstrap;
+pub mod checkpoint;
 pub mod exchange;
 pub mod jwks;
 pub mod keys;

@@ -84,6 +84,26 @@ async fn the_embedded_default_generates_a_private_key_encryption_key() {
 }
 
 #[tokio::test]
+async fn a_running_server_copies_its_sqlite_log_into_the_database_file() {
+    // The first start's writes (migrations, organization, keys) go to the write-ahead log; the writer
+    // does not copy them into the database file itself (not before 65,536 frames), the background
+    // checkpointer does within a few of its 100-ms ticks.
+    let site = Site::new(Db::Sqlite);
+    let app = spawn_app(&site).await;
+    let database = site.data_dir().join(keyless_server::config::SQLITE_FILE);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::metadata(&database).unwrap().len() < 64 * 1024 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing was checkpointed: the database file is {} bytes",
+            std::fs::metadata(&database).unwrap().len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_wrong_key_encryption_key_refuses_to_start() {
     let site = Site::new(Db::Sqlite);
     spawn_app(&site).await.stop().await.unwrap();

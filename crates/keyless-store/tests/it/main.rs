@@ -4,7 +4,7 @@
 //!
 //! Each scenario is an `async fn(Db)` written once; `conformance!` turns it into a `sqlite` and a
 //! `postgres` test. Modules: `harness` (databases, fixtures), `migrations`, `objects` (create, get,
-//! update, archive, names), `pagination`, `tokens` (access tokens, `jti`, signing keys), `activity`,
+//! update, archive, names), `pagination`, `checkpoint` (SQLite checkpoints off the writer), `tokens` (access tokens, `jti`, signing keys), `activity`,
 //! `transactions` (atomicity, isolation, concurrency), `usage` (the hourly counts' retention). No test
 //! sleeps or reads the clock.
 
@@ -36,6 +36,7 @@ macro_rules! conformance {
 }
 
 mod activity;
+mod checkpoint;
 mod harness;
 mod migrations;
 mod objects;

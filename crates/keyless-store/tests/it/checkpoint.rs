@@ -1,0 +1,106 @@
+//! SQLite checkpoints off the writer (`Store::checkpoint`): the writer no longer copies its log into
+//! the database file after its commits; a `PASSIVE` checkpoint does it beside the writer without waiting
+//! for it; a log past `WAL_RESTART_FRAMES` is copied whole on the writer connection, so it starts over
+//! and its file is trimmed. PostgreSQL: nothing to do.
+
+use keyless_store::activity::Activity;
+use keyless_store::{Backend, Store, WAL_RESTART_FRAMES};
+use serde_json::json;
+
+use crate::harness::{self, Db, NOW};
+
+/// `count` events of about `bytes` each, written `per_tx` to a transaction.
+async fn write_events(store: &Store, org: &harness::Org, count: usize, per_tx: usize, bytes: usize) {
+    let filler = "x".repeat(bytes);
+    let events: Vec<Activity> = (0..count)
+        .map(|n| Activity {
+            payload: json!({ "n": n, "filler": filler }),
+            ..harness::activity(&org.id, "test_event", None, NOW)
+        })
+        .collect();
+    for chunk in events.chunks(per_tx) {
+        let mut tx = store.begin().await.unwrap();
+        tx.activity_append_many(chunk).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+}
+
+async fn events(store: &Store, org: &harness::Org) -> usize {
+    store
+        .activity_scan(&org.id, &["test_event"], None, 100_000)
+        .await
+        .unwrap()
+        .len()
+}
+
+async fn checkpoints_run_off_the_writer(db: Db) {
+    let store = &db.store;
+    if store.backend() == Backend::Postgres {
+        assert_eq!(store.checkpoint().await.unwrap(), None);
+        return;
+    }
+    let org = harness::seed_org(store, 1).await;
+
+    // About 3,000 frames: the writer used to checkpoint (and start the log over) every 1,000.
+    write_events(store, &org, 1_500, 50, 8_000).await;
+    let first = store.checkpoint().await.unwrap().unwrap();
+    assert!(first.frames > 2_500, "the writer checkpointed by itself: {first:?}");
+    assert_eq!(first.copied, first.frames, "nothing else was writing: {first:?}");
+    assert!(!first.restart);
+
+    // Fully copied, the log starts over with the writer's next transaction.
+    write_events(store, &org, 1, 1, 100).await;
+    let next = store.checkpoint().await.unwrap().unwrap();
+    assert!(next.frames < 50, "the log did not start over: {next:?}");
+    assert_eq!(next.copied, next.frames);
+
+    // A passive checkpoint does not wait for a writer in the middle of a transaction.
+    let mut open = store.begin().await.unwrap();
+    open.activity_append(&harness::activity(&org.id, "test_event", None, NOW))
+        .await
+        .unwrap();
+    let beside = tokio::time::timeout(std::time::Duration::from_secs(2), store.checkpoint())
+        .await
+        .expect("a passive checkpoint waited for the writer")
+        .unwrap()
+        .unwrap();
+    assert!(!beside.restart);
+    open.commit().await.unwrap();
+    assert_eq!(events(store, &org).await, 1_502);
+}
+
+async fn a_long_log_is_restarted_and_trimmed(db: Db) {
+    let store = &db.store;
+    if store.backend() == Backend::Postgres {
+        return;
+    }
+    let org = harness::seed_org(store, 1).await;
+    let wal = format!("{}-wal", db.url.trim_start_matches("sqlite://"));
+    let limit = u64::try_from(WAL_RESTART_FRAMES).unwrap() * 4096;
+
+    // Past the restart size: about 20,000 frames of 4 KiB.
+    write_events(store, &org, 2_500, 100, 30_000).await;
+    let grown = std::fs::metadata(&wal).unwrap().len();
+    assert!(grown > limit, "the log is {grown} bytes");
+    let restart = store.checkpoint().await.unwrap().unwrap();
+    assert!(restart.restart, "{restart:?}");
+    assert!(restart.frames >= WAL_RESTART_FRAMES, "{restart:?}");
+
+    // The writer's next transaction starts the log over and trims its file to the restart size.
+    write_events(store, &org, 1, 1, 100).await;
+    let trimmed = std::fs::metadata(&wal).unwrap().len();
+    assert!(trimmed <= limit, "the log file kept {trimmed} bytes");
+    let after = store.checkpoint().await.unwrap().unwrap();
+    assert!(after.frames < 50, "{after:?}");
+    assert!(!after.restart);
+    assert_eq!(events(store, &org).await, 2_501);
+
+    // Everything reached the database file: it reads the same with the log gone.
+    store.close().await;
+    assert!(!std::path::Path::new(&wal).exists(), "closing checkpoints and removes the log");
+    let reopened = db.reopen().await;
+    assert_eq!(events(&reopened, &org).await, 2_501);
+    reopened.close().await;
+}
+
+conformance!(checkpoints_run_off_the_writer, a_long_log_is_restarted_and_trimmed);
