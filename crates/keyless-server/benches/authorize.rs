@@ -45,10 +45,11 @@ use std::time::{Duration, Instant};
 
 use keyless_jose::{Algorithm, SigningKey};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::AsyncWriteExt;
 
-use load::{Server, env_or, metrics_counter, mint_tokens, ms, percentiles, process_cpu, set_up};
+use load::{
+    Server, connect, env_or, metrics_counter, mint_tokens, ms, percentiles, process_cpu, read_response, set_up,
+};
 
 /// The allocator the `keyless` binary ships with, so the server measured here is the one users run.
 #[global_allocator]
@@ -339,8 +340,7 @@ async fn rated_loop(
     for connection in 0..concurrency {
         let (address, request) = (address.to_owned(), Arc::clone(request));
         workers.push(tokio::spawn(async move {
-            let mut stream = TcpStream::connect(&address).await.unwrap();
-            stream.set_nodelay(true).unwrap();
+            let mut stream = connect(&address).await;
             let mut buffer = Vec::with_capacity(4096);
             let mut latencies = Vec::new();
             for slot in (connection..slots).step_by(concurrency) {
@@ -369,8 +369,7 @@ async fn closed_loop(address: &str, request: &Arc<[u8]>, concurrency: usize, dur
     for _ in 0..concurrency {
         let (address, request) = (address.to_owned(), Arc::clone(request));
         workers.push(tokio::spawn(async move {
-            let mut stream = TcpStream::connect(&address).await.unwrap();
-            stream.set_nodelay(true).unwrap();
+            let mut stream = connect(&address).await;
             let mut buffer = Vec::with_capacity(4096);
             let mut latencies = Vec::new();
             let mut started = Instant::now();
@@ -390,33 +389,4 @@ async fn closed_loop(address: &str, request: &Arc<[u8]>, concurrency: usize, dur
         all.extend(worker.await.unwrap());
     }
     all
-}
-
-/// Reads one HTTP/1.1 response (head and `Content-Length` body) into `buffer`; its status.
-async fn read_response(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> u16 {
-    buffer.clear();
-    let head_end = loop {
-        if let Some(at) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
-            break at + 4;
-        }
-        read_more(stream, buffer).await;
-    };
-    let head = std::str::from_utf8(&buffer[..head_end]).unwrap();
-    let status: u16 = head.get(9..12).and_then(|code| code.parse().ok()).unwrap();
-    let length: usize = head
-        .lines()
-        .filter_map(|line| line.split_once(':'))
-        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
-        .map_or(0, |(_, value)| value.trim().parse().unwrap());
-    while buffer.len() < head_end + length {
-        read_more(stream, buffer).await;
-    }
-    status
-}
-
-async fn read_more(stream: &mut TcpStream, buffer: &mut Vec<u8>) {
-    let mut chunk = [0u8; 4096];
-    let read = stream.read(&mut chunk).await.unwrap();
-    assert!(read > 0, "the server closed the connection");
-    buffer.extend_from_slice(&chunk[..read]);
 }

@@ -43,9 +43,9 @@ use crate::service::jwks::IssuerKeys;
 use crate::service::jwks::poll;
 use crate::service::jwks::source::UrlPolicy;
 use crate::service::keys::{KeyEncryptionKey, KeyError};
-use crate::service::{checkpoint, purge};
 use crate::service::recorder::Recorder;
 use crate::service::request_log::{self, RequestLog};
+use crate::service::{checkpoint, purge};
 use crate::state::{AppState, Shared};
 
 /// Why the server stopped with an error.

@@ -22,7 +22,7 @@
 //! SQLite settings: a file (`create_if_missing`), WAL journal, `synchronous=NORMAL`, `busy_timeout` 5 s,
 //! foreign keys on, temporary storage (statement journals, sorts) in memory; the writer checkpoints
 //! only at `WAL_BACKSTOP_FRAMES` (`Store::checkpoint` does it beside the writer) and trims the log file
-//! to `WAL_RESTART_FRAMES` when it starts the log over. Durability: in WAL mode with `NORMAL`, a committed transaction has been written to the
+//! to half that when it starts the log over. Durability: in WAL mode with `NORMAL`, a committed transaction has been written to the
 //! WAL file before `COMMIT` returns, so it survives a crash of the process; it is fsynced at the next
 //! checkpoint, so an operating-system crash or power loss may lose the last transactions (never corrupts
 //! the database). `FULL` would fsync every commit (milliseconds each on most disks) for power-loss
@@ -50,7 +50,7 @@ use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Row as _, SqlSafeStr};
 
 use crate::error::{BackendError, StoreError};
-use crate::store::{WAL_BACKSTOP_FRAMES, WAL_RESTART_FRAMES};
+use crate::store::WAL_BACKSTOP_FRAMES;
 
 /// How long a SQLite connection waits for a lock held by another connection or process.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -210,12 +210,11 @@ impl Pools {
             // `RETURNING` was ten thread hand-offs. Room for a whole statement's rows makes it none.
             .row_buffer_size(MAX_ROWS_PER_STATEMENT);
         // The writer does not checkpoint after its commits (`Store::checkpoint` does, off the writer),
-        // but still would at the backstop; on a restart it trims the log file back to the size past
-        // which `Store::checkpoint` restarts it.
+        // but still would at the backstop; when the log starts over, its file is trimmed to half that.
         let writer_options = options
             .clone()
             .pragma("wal_autocheckpoint", WAL_BACKSTOP_FRAMES.to_string())
-            .pragma("journal_size_limit", (WAL_RESTART_FRAMES * 4096).to_string());
+            .pragma("journal_size_limit", (WAL_BACKSTOP_FRAMES / 2 * 4096).to_string());
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)

@@ -71,4 +71,4 @@ pub mod workspace;
 
 pub use error::StoreError;
 pub use page::{Cursor, Limit, ListQuery, Page};
-pub use store::{Backend, Store, Tx, WAL_BACKSTOP_FRAMES, WAL_RESTART_FRAMES, WalCheckpoint};
+pub use store::{Backend, Store, Tx, WAL_BACKSTOP_FRAMES, WalCheckpoint};

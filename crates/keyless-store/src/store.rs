@@ -33,10 +33,8 @@ pub enum Backend {
     Postgres,
 }
 
-/// The write-ahead log's size, in 4-KiB frames, past which [`Store::checkpoint`] has it start over (64 MiB).
-pub const WAL_RESTART_FRAMES: i64 = 16_384;
-/// The log's size at which the SQLite writer checkpoints by itself, in case nobody calls
-/// [`Store::checkpoint`] (256 MiB).
+/// The log's size, in 4-KiB frames, at which the SQLite writer checkpoints by itself, in case nobody
+/// calls [`Store::checkpoint`] (256 MiB); when the log starts over, its file is trimmed to half that.
 pub const WAL_BACKSTOP_FRAMES: i64 = 65_536;
 
 /// What a [`Store::checkpoint`] found and did, in frames of the write-ahead log.
@@ -168,19 +166,19 @@ impl Store {
     /// A `PASSIVE` checkpoint on a reader connection copies the log beside the writer, never blocking
     /// it. Only a log copied completely starts over (at the writer's next transaction), which under
     /// sustained writes a checkpoint beside the writer rarely achieves; so once the log holds
-    /// [`WAL_RESTART_FRAMES`] frames the checkpoint is repeated **on the writer connection**, between two
-    /// of its transactions: it copies the few frames written since the first pass and syncs, and the
-    /// writer's next transaction starts the log over. Writers wait for that connection as for any other
-    /// write — one short pause per that many frames.
+    /// `restart_frames` frames (4 KiB each) the checkpoint is repeated **on the writer connection**,
+    /// between two of its transactions: it copies the few frames written since the first pass and
+    /// syncs, and the writer's next transaction starts the log over. Writers wait for that connection as
+    /// for any other write — one short pause (a few `fsync`s) per `restart_frames` frames.
     ///
     /// `None` on PostgreSQL, which checkpoints on its own.
-    pub async fn checkpoint(&self) -> Result<Option<WalCheckpoint>, StoreError> {
+    pub async fn checkpoint(&self, restart_frames: i64) -> Result<Option<WalCheckpoint>, StoreError> {
         if !self.pools.is_sqlite() {
             return Ok(None);
         }
         let beside = wal_checkpoint(&mut self.read().await?).await?;
         match beside {
-            Some(found) if found.frames >= WAL_RESTART_FRAMES => {
+            Some(found) if found.frames >= restart_frames => {
                 let mut writer = self.pools.write().await?;
                 Ok(wal_checkpoint(&mut writer).await?.map(|done| WalCheckpoint {
                     restart: done.copied == done.frames,

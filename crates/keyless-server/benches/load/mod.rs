@@ -13,6 +13,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use keyless_jose::SigningKey;
 use serde_json::{Value, json};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
 
 /// Set in the server child's environment: its data directory.
 pub(crate) const CHILD_ENV: &str = "KEYLESS_BENCH_SERVER_DIR";
@@ -335,4 +337,41 @@ fn psql(url: &str, sql: &str) {
         .status()
         .unwrap();
     assert!(status.success(), "psql {sql}");
+}
+
+/// A keep-alive connection to `address` for the load generators' own HTTP/1.1 (`TCP_NODELAY`, as the
+/// server sets).
+pub(crate) async fn connect(address: &str) -> TcpStream {
+    let stream = TcpStream::connect(address).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+}
+
+/// Reads one HTTP/1.1 response (head and `Content-Length` body) into `buffer`; its status.
+pub(crate) async fn read_response(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> u16 {
+    buffer.clear();
+    let head_end = loop {
+        if let Some(at) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
+            break at + 4;
+        }
+        read_more(stream, buffer).await;
+    };
+    let head = std::str::from_utf8(&buffer[..head_end]).unwrap();
+    let status: u16 = head.get(9..12).and_then(|code| code.parse().ok()).unwrap();
+    let length: usize = head
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+        .map_or(0, |(_, value)| value.trim().parse().unwrap());
+    while buffer.len() < head_end + length {
+        read_more(stream, buffer).await;
+    }
+    status
+}
+
+async fn read_more(stream: &mut TcpStream, buffer: &mut Vec<u8>) {
+    let mut chunk = [0u8; 4096];
+    let read = stream.read(&mut chunk).await.unwrap();
+    assert!(read > 0, "the server closed the connection");
+    buffer.extend_from_slice(&chunk[..read]);
 }

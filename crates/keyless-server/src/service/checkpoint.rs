@@ -3,7 +3,7 @@
 //!
 //! Parts: [`spawn`] (the task `run` starts and stops) and [`INTERVAL`]. Every interval the task calls
 //! [`Store::checkpoint`] (a `PASSIVE` checkpoint beside the writer and, once the log holds
-//! [`keyless_store::WAL_RESTART_FRAMES`] frames, a short one on the writer connection so the log starts
+//! [`RESTART_FRAMES`] frames, a short one on the writer connection so the log starts
 //! over); a quiet database makes that a no-op. Nothing runs on PostgreSQL.
 //!
 //! Measured: `keyless_sqlite_wal_frames` (the log's frames after the last checkpoint) and
@@ -17,6 +17,10 @@ use tokio::task::JoinHandle;
 
 /// Time between checkpoints: under load, a tenth of a second of commits (a few thousand pages) each.
 pub const INTERVAL: Duration = Duration::from_millis(100);
+/// The log's length, in 4-KiB frames, at which it is made to start over (64 MiB): each time costs the
+/// writer a pause of a few `fsync`s (20–25 ms on the benchmark VM), about once a second at the
+/// heaviest load measured. (256 MiB was measured too: within the noise.)
+pub const RESTART_FRAMES: i64 = 16_384;
 
 /// Starts the checkpointer (SQLite only: on PostgreSQL the task ends at once). It stops when
 /// `shutdown` turns `true` (or its sender is dropped); closing the store checkpoints what is left.
@@ -32,7 +36,7 @@ pub fn spawn(store: Store, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()
                 changed = shutdown.changed() => if changed.is_err() || *shutdown.borrow() { break } else { continue },
                 _ = interval.tick() => {}
             }
-            match store.checkpoint().await {
+            match store.checkpoint(RESTART_FRAMES).await {
                 Ok(Some(done)) => {
                     metrics::gauge!("keyless_sqlite_wal_frames").set(done.frames as f64);
                     if done.restart {
@@ -40,7 +44,9 @@ pub fn spawn(store: Store, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()
                     }
                 }
                 Ok(None) => break,
-                Err(error) => tracing::warn!(%error, "checkpointing the SQLite write-ahead log failed; the next tick retries"),
+                Err(error) => {
+                    tracing::warn!(%error, "checkpointing the SQLite write-ahead log failed; the next tick retries")
+                }
             }
         }
     })

@@ -1,13 +1,16 @@
 //! SQLite checkpoints off the writer (`Store::checkpoint`): the writer no longer copies its log into
 //! the database file after its commits; a `PASSIVE` checkpoint does it beside the writer without waiting
-//! for it; a log past `WAL_RESTART_FRAMES` is copied whole on the writer connection, so it starts over
-//! and its file is trimmed. PostgreSQL: nothing to do.
+//! for it; a log past the caller's restart size is copied whole on the writer connection, so it starts
+//! over. PostgreSQL: nothing to do.
 
 use keyless_store::activity::Activity;
-use keyless_store::{Backend, Store, WAL_RESTART_FRAMES};
+use keyless_store::{Backend, Store, WAL_BACKSTOP_FRAMES};
 use serde_json::json;
 
 use crate::harness::{self, Db, NOW};
+
+/// The restart size these tests ask for: 4,096 frames (16 MiB).
+const RESTART: i64 = 4_096;
 
 /// `count` events of about `bytes` each, written `per_tx` to a transaction.
 async fn write_events(store: &Store, org: &harness::Org, count: usize, per_tx: usize, bytes: usize) {
@@ -36,21 +39,21 @@ async fn events(store: &Store, org: &harness::Org) -> usize {
 async fn checkpoints_run_off_the_writer(db: Db) {
     let store = &db.store;
     if store.backend() == Backend::Postgres {
-        assert_eq!(store.checkpoint().await.unwrap(), None);
+        assert_eq!(store.checkpoint(RESTART).await.unwrap(), None);
         return;
     }
     let org = harness::seed_org(store, 1).await;
 
     // About 3,000 frames: the writer used to checkpoint (and start the log over) every 1,000.
     write_events(store, &org, 1_500, 50, 8_000).await;
-    let first = store.checkpoint().await.unwrap().unwrap();
+    let first = store.checkpoint(RESTART).await.unwrap().unwrap();
     assert!(first.frames > 2_500, "the writer checkpointed by itself: {first:?}");
     assert_eq!(first.copied, first.frames, "nothing else was writing: {first:?}");
     assert!(!first.restart);
 
     // Fully copied, the log starts over with the writer's next transaction.
     write_events(store, &org, 1, 1, 100).await;
-    let next = store.checkpoint().await.unwrap().unwrap();
+    let next = store.checkpoint(RESTART).await.unwrap().unwrap();
     assert!(next.frames < 50, "the log did not start over: {next:?}");
     assert_eq!(next.copied, next.frames);
 
@@ -59,7 +62,7 @@ async fn checkpoints_run_off_the_writer(db: Db) {
     open.activity_append(&harness::activity(&org.id, "test_event", None, NOW))
         .await
         .unwrap();
-    let beside = tokio::time::timeout(std::time::Duration::from_secs(2), store.checkpoint())
+    let beside = tokio::time::timeout(std::time::Duration::from_secs(2), store.checkpoint(RESTART))
         .await
         .expect("a passive checkpoint waited for the writer")
         .unwrap()
@@ -69,38 +72,49 @@ async fn checkpoints_run_off_the_writer(db: Db) {
     assert_eq!(events(store, &org).await, 1_502);
 }
 
-async fn a_long_log_is_restarted_and_trimmed(db: Db) {
+async fn a_long_log_starts_over(db: Db) {
     let store = &db.store;
     if store.backend() == Backend::Postgres {
         return;
     }
     let org = harness::seed_org(store, 1).await;
     let wal = format!("{}-wal", db.url.trim_start_matches("sqlite://"));
-    let limit = u64::try_from(WAL_RESTART_FRAMES).unwrap() * 4096;
 
-    // Past the restart size: about 20,000 frames of 4 KiB.
-    write_events(store, &org, 2_500, 100, 30_000).await;
-    let grown = std::fs::metadata(&wal).unwrap().len();
-    assert!(grown > limit, "the log is {grown} bytes");
-    let restart = store.checkpoint().await.unwrap().unwrap();
+    // Below the restart size, a checkpoint leaves the log to the writer's transactions.
+    write_events(store, &org, 500, 100, 8_000).await;
+    let below = store.checkpoint(RESTART).await.unwrap().unwrap();
+    assert!(below.frames < RESTART && !below.restart, "{below:?}");
+    // Past it: about 5,000 frames, copied whole on the writer connection.
+    write_events(store, &org, 1_999, 100, 8_000).await;
+    let restart = store.checkpoint(RESTART).await.unwrap().unwrap();
     assert!(restart.restart, "{restart:?}");
-    assert!(restart.frames >= WAL_RESTART_FRAMES, "{restart:?}");
+    assert!(restart.frames >= RESTART, "{restart:?}");
+    assert_eq!(restart.copied, restart.frames);
+    let grown = std::fs::metadata(&wal).unwrap().len();
+    assert!(
+        grown >= u64::try_from(RESTART).unwrap() * 4096,
+        "the log is {grown} bytes"
+    );
 
-    // The writer's next transaction starts the log over and trims its file to the restart size.
+    // The writer's next transaction starts the log over; its file is trimmed only past half the
+    // backstop, so it keeps its size.
     write_events(store, &org, 1, 1, 100).await;
-    let trimmed = std::fs::metadata(&wal).unwrap().len();
-    assert!(trimmed <= limit, "the log file kept {trimmed} bytes");
-    let after = store.checkpoint().await.unwrap().unwrap();
+    assert_eq!(std::fs::metadata(&wal).unwrap().len(), grown);
+    assert!(grown < u64::try_from(WAL_BACKSTOP_FRAMES).unwrap() / 2 * 4096);
+    let after = store.checkpoint(RESTART).await.unwrap().unwrap();
     assert!(after.frames < 50, "{after:?}");
     assert!(!after.restart);
-    assert_eq!(events(store, &org).await, 2_501);
+    assert_eq!(events(store, &org).await, 2_500);
 
     // Everything reached the database file: it reads the same with the log gone.
     store.close().await;
-    assert!(!std::path::Path::new(&wal).exists(), "closing checkpoints and removes the log");
+    assert!(
+        !std::path::Path::new(&wal).exists(),
+        "closing checkpoints and removes the log"
+    );
     let reopened = db.reopen().await;
-    assert_eq!(events(&reopened, &org).await, 2_501);
+    assert_eq!(events(&reopened, &org).await, 2_500);
     reopened.close().await;
 }
 
-conformance!(checkpoints_run_off_the_writer, a_long_log_is_restarted_and_trimmed);
+conformance!(checkpoints_run_off_the_writer, a_long_log_starts_over);
