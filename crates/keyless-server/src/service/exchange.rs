@@ -40,7 +40,7 @@ use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 
 use crate::clock;
-use crate::service::recorder::{Entry, JtiUse, Recorded};
+use crate::service::recorder::{Entry, Event, JtiUse, RecordError, Recorded};
 use crate::service::token;
 use crate::state::AppState;
 
@@ -398,10 +398,15 @@ async fn record_refusal(
     now: i64,
 ) -> ExchangeError {
     let event = trace.event(state, request_id, now, failure_status(&rejection));
-    match state.recorder.record(Entry::Event(event)).await {
+    match record_event(state, event).await {
         Ok(_) => ExchangeError::Rejected(rejection),
         Err(error) => unavailable(error),
     }
+}
+
+/// Records `event` alone, serialized here on the request's worker (see `recorder`).
+async fn record_event(state: &AppState, event: Activity) -> Result<Recorded, RecordError> {
+    state.recorder.record(Entry::Event(Event::new(event)?)).await
 }
 
 /// Records what a rule in shadow mode would have decided (`would_allow` with the grant, or
@@ -432,11 +437,7 @@ async fn record_shadow(
         // The server failed: nothing was decided, so nothing is recorded as a verdict.
         Err(_) => return outcome.err().unwrap_or_else(|| unavailable("shadow evaluation")),
     };
-    match state
-        .recorder
-        .record(Entry::Event(trace.event(state, request_id, now, status)))
-        .await
-    {
+    match record_event(state, trace.event(state, request_id, now, status)).await {
         Ok(_) => rejected(Rejection::new(
             RejectionCode::RuleInShadowMode,
             "rule.mode",
@@ -561,7 +562,7 @@ async fn grant_and_record(
         issuer_id,
         jti,
         keep_until,
-        replay_event,
+        replay_payload,
     });
     trace.set(
         "access_token",
@@ -581,7 +582,7 @@ async fn grant_and_record(
             expires_at: grant.expires_at,
             revoked_at: None,
         },
-        event: trace.event(state, request_id, now, success),
+        event: Event::new(trace.event(state, request_id, now, success)).map_err(unavailable)?,
     };
     match state.recorder.record(entry).await.map_err(unavailable)? {
         Recorded::Committed => {
@@ -602,16 +603,14 @@ async fn grant_and_record(
 }
 
 /// The event of a grant whose `jti` turned out used: the grant's, without the token it did not get,
-/// refused with `jti_reused`. Made by the writer, and only then.
-fn replay_event(granted: &Activity, jti: &str) -> Activity {
-    let mut event = granted.clone();
-    if let Some(payload) = event.payload.as_object_mut() {
+/// refused with `jti_reused`. Made by the writer from the grant's payload, and only then.
+fn replay_payload(payload: &mut Value, jti: &str) {
+    if let Some(payload) = payload.as_object_mut() {
         if let Some(Value::Object(event_data)) = payload.get_mut("event_data") {
             event_data.remove("access_token");
         }
         payload.insert("status".to_owned(), failure_status(&Rejection::jti_reused(jti)));
     }
-    event
 }
 
 /// Parses the request's IDs; a malformed one is `malformed_request` naming the field.

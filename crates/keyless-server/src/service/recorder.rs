@@ -11,13 +11,19 @@
 //! exchanges per second grow. A `jti` already used (by an earlier batch or earlier in the same batch)
 //! does not abort the batch: that entry's token is not stored and its replay event is written instead.
 //! If a batch fails as a whole, its entries are retried one by one, so one bad entry fails alone.
+//!
+//! An entry's event reaches the writer as JSON text ([`Event`]): the request that made it serialized
+//! it on a request worker, in parallel with the others, and freed its JSON tree there. The writer, the
+//! serial stage, only binds the text (it used to serialize every event and free its tree itself).
 
 use std::sync::Arc;
 
-use keyless_core::id::IssuerId;
+use keyless_core::id::{IssuerId, OrganizationId};
 use keyless_store::access_token::AccessTokenRecord;
-use keyless_store::activity::Activity;
+use keyless_store::activity::{Activity, NewActivity, Payload};
 use keyless_store::{Store, StoreError};
+use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -36,8 +42,59 @@ pub struct JtiUse {
     pub jti: String,
     /// When it may be forgotten (the token's `exp` plus leeway).
     pub keep_until: i64,
-    /// Makes the replay's event from the grant's event and the `jti` (called only for a replay).
-    pub replay_event: fn(&Activity, &str) -> Activity,
+    /// Turns the grant's event payload into the replay's, given the `jti` (called only for a replay).
+    pub replay_payload: fn(&mut Value, &str),
+}
+
+/// An activity event with its payload already serialized (see the module docs).
+#[derive(Debug, Clone)]
+pub struct Event {
+    organization_id: OrganizationId,
+    activity_type: String,
+    actor_id: Option<String>,
+    resource_id: Option<String>,
+    request_id: Option<String>,
+    created_at: i64,
+    payload: Box<RawValue>,
+}
+
+impl Event {
+    /// Serializes `activity`'s payload.
+    pub fn new(activity: Activity) -> Result<Event, RecordError> {
+        let payload = serde_json::value::to_raw_value(&activity.payload).map_err(RecordError::event)?;
+        Ok(Event {
+            organization_id: activity.organization_id,
+            activity_type: activity.activity_type,
+            actor_id: activity.actor_id,
+            resource_id: activity.resource_id,
+            request_id: activity.request_id,
+            created_at: activity.created_at,
+            payload,
+        })
+    }
+
+    /// The same event with its payload changed by `change` (parsed back, changed, serialized again:
+    /// the rare path of a replayed `jti`).
+    fn with_payload(&self, change: impl FnOnce(&mut Value)) -> Result<Event, RecordError> {
+        let mut payload: Value = serde_json::from_str(self.payload.get()).map_err(RecordError::event)?;
+        change(&mut payload);
+        Ok(Event {
+            payload: serde_json::value::to_raw_value(&payload).map_err(RecordError::event)?,
+            ..self.clone()
+        })
+    }
+
+    fn row(&self) -> NewActivity<'_> {
+        NewActivity {
+            organization_id: &self.organization_id,
+            activity_type: &self.activity_type,
+            actor_id: self.actor_id.as_deref(),
+            resource_id: self.resource_id.as_deref(),
+            request_id: self.request_id.as_deref(),
+            created_at: self.created_at,
+            payload: Payload::Text(&self.payload),
+        }
+    }
 }
 
 /// What to write.
@@ -55,10 +112,10 @@ pub enum Entry {
         /// The token's stored form.
         token: AccessTokenRecord,
         /// The success event.
-        event: Activity,
+        event: Event,
     },
-    /// An event alone (a refused exchange, a revocation's trace).
-    Event(Activity),
+    /// An event alone (a refused exchange, a shadow rule's verdict).
+    Event(Event),
 }
 
 /// What became of an entry.
@@ -79,6 +136,21 @@ pub enum RecordError {
     /// The writer task has stopped (the server is shutting down).
     #[error("the writer has stopped")]
     Stopped,
+    /// An event's payload could not be serialized (or, for a replay, parsed back).
+    #[error("an activity event could not be serialized: {0}")]
+    Event(Arc<serde_json::Error>),
+}
+
+impl RecordError {
+    fn event(error: serde_json::Error) -> Self {
+        Self::Event(Arc::new(error))
+    }
+}
+
+impl From<StoreError> for RecordError {
+    fn from(error: StoreError) -> Self {
+        Self::Store(Arc::new(error))
+    }
 }
 
 struct Job {
@@ -155,7 +227,6 @@ async fn write_loop(store: Store, mut receiver: mpsc::Receiver<Job>) {
                 }
             }
             Err(error) if batch.len() == 1 => {
-                let error = RecordError::Store(Arc::new(error));
                 for job in batch.drain(..) {
                     let _ = job.done.send(Err(error.clone()));
                 }
@@ -163,10 +234,9 @@ async fn write_loop(store: Store, mut receiver: mpsc::Receiver<Job>) {
             Err(error) => {
                 tracing::warn!(%error, entries = batch.len(), "a group commit failed; retrying its entries one by one");
                 for job in batch.drain(..) {
-                    let outcome = match write(&store, &[&job.entry]).await {
-                        Ok(outcomes) => outcomes.into_iter().next().ok_or(RecordError::Stopped),
-                        Err(error) => Err(RecordError::Store(Arc::new(error))),
-                    };
+                    let outcome = write(&store, &[&job.entry])
+                        .await
+                        .and_then(|outcomes| outcomes.into_iter().next().ok_or(RecordError::Stopped));
                     let _ = job.done.send(outcome);
                 }
             }
@@ -176,7 +246,7 @@ async fn write_loop(store: Store, mut receiver: mpsc::Receiver<Job>) {
 
 /// Writes a batch in one transaction and three statements per chunk: the `jti` uses, the tokens, the
 /// events. A grant whose `jti` turns out used stores no token; its replay event is written instead.
-async fn write(store: &Store, entries: &[&Entry]) -> Result<Vec<Recorded>, StoreError> {
+async fn write(store: &Store, entries: &[&Entry]) -> Result<Vec<Recorded>, RecordError> {
     let mut tx = store.begin().await?;
     let uses: Vec<(&IssuerId, &str, i64)> = entries
         .iter()
@@ -186,37 +256,39 @@ async fn write(store: &Store, entries: &[&Entry]) -> Result<Vec<Recorded>, Store
         })
         .collect();
     let mut first_uses = tx.jti_record_many(&uses).await?.into_iter();
-    let replays: Vec<Option<Activity>> = entries
+    let replays: Vec<Option<Event>> = entries
         .iter()
         .map(|entry| match entry {
             Entry::Grant {
                 jti: Some(jti), event, ..
-            } if !first_uses.next().unwrap_or(false) => Some((jti.replay_event)(event, &jti.jti)),
-            _ => None,
+            } if !first_uses.next().unwrap_or(false) => event
+                .with_payload(|payload| (jti.replay_payload)(payload, &jti.jti))
+                .map(Some),
+            _ => Ok(None),
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     let mut tokens = Vec::with_capacity(entries.len());
     let mut events = Vec::with_capacity(entries.len());
     let mut outcomes = Vec::with_capacity(entries.len());
     for (entry, replay) in entries.iter().zip(&replays) {
         match (entry, replay) {
             (_, Some(replay)) => {
-                events.push(replay);
+                events.push(replay.row());
                 outcomes.push(Recorded::Replayed);
             }
             (Entry::Grant { token, event, .. }, None) => {
                 tokens.push(token);
-                events.push(event);
+                events.push(event.row());
                 outcomes.push(Recorded::Committed);
             }
             (Entry::Event(event), None) => {
-                events.push(event);
+                events.push(event.row());
                 outcomes.push(Recorded::Committed);
             }
         }
     }
     tx.access_token_create_many(&tokens).await?;
-    tx.activity_append_many(&events).await?;
+    tx.activity_append_rows(&events).await?;
     tx.commit().await?;
     Ok(outcomes)
 }

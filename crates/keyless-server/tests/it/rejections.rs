@@ -34,6 +34,11 @@ async fn assert_case(env: &Env, case: Case) {
     let event = env.exchange_event(&reply.request_id).await;
     assert_eq!(event["status"]["outcome"], "failure", "{}: {event}", case.name);
     assert_eq!(event["status"]["reason"], case.code, "{}: {event}", case.name);
+    assert!(
+        event["event_data"].get("access_token").is_none(),
+        "{}: a refusal names no token: {event}",
+        case.name
+    );
     let check = event["status"]["detail"]["check"].as_str().unwrap_or_default();
     assert!(
         check.starts_with(case.check),

@@ -106,7 +106,7 @@ async fn sqlite_settings() {
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(migrations, 6);
+    assert_eq!(migrations, 7);
     conn.close().await.unwrap();
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -156,18 +156,25 @@ async fn jti_is_single_use(db: Db) {
     assert!(store.activity_get(&org.id, id).await.is_ok());
     assert!(record_jti(store, "gh", "fresh", NOW + 60).await.is_err());
 
-    // Purge drops what expired before `now`, at most `limit` per call, the oldest first; a purged
-    // jti may be recorded again.
+    // Purge drops what expired before `now`, at most `limit` per call, walking the registered issuers
+    // of every organization; a purged jti may be recorded again.
+    let other = harness::seed_org(store, 2).await;
+    let mut tx = store.begin().await.unwrap();
+    tx.issuer_create(&harness::issuer(&org, "gh", "github", NOW))
+        .await
+        .unwrap();
+    tx.issuer_create(&harness::issuer(&other, "gl", "gitlab", NOW))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
     record_jti(store, "gl", "older", NOW - 5).await.unwrap();
+    record_jti(store, "gl", "oldest", NOW - 9).await.unwrap();
     assert_eq!(store.jti_purge(NOW, 1).await.unwrap(), 1);
-    assert!(
-        record_jti(store, "gh", "old", NOW - 1).await.is_err(),
-        "the later expiry stays"
-    );
-    record_jti(store, "gl", "older", NOW - 5).await.unwrap();
     assert_eq!(store.jti_purge(NOW, 10).await.unwrap(), 2);
     assert_eq!(store.jti_purge(NOW, 10).await.unwrap(), 0);
-    record_jti(store, "gh", "old", NOW + 60).await.unwrap();
+    record_jti(store, "gh", "old", NOW - 1).await.unwrap();
+    record_jti(store, "gl", "older", NOW - 5).await.unwrap();
+    record_jti(store, "gl", "oldest", NOW - 9).await.unwrap();
     assert!(
         record_jti(store, "gh", "abc", NOW + 60).await.is_err(),
         "unexpired records stay"
