@@ -22,7 +22,9 @@
 //!
 //! Every exchange's activity event is durable before its response (group commit). Environment:
 //! `KEYLESS_BENCH_SECONDS` (default 10), `KEYLESS_BENCH_CONCURRENCY` (default 64),
-//! `KEYLESS_BENCH_DATABASES` (`sqlite,postgres` by default when PostgreSQL is configured).
+//! `KEYLESS_BENCH_DATABASES` (`sqlite,postgres` by default when PostgreSQL is configured),
+//! `KEYLESS_BENCH_LATENCY_OUT` (a path: the open loop's scheduled times and latencies are written to
+//! `<path>.<database>`, to line the slow exchanges up with what the server was doing).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -44,7 +46,9 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use load::{Server, connect, env_or, mint_tokens, ms, now, percentiles, process_cpu, read_response, set_up};
+use load::{
+    Server, connect, env_or, metrics_counter, mint_tokens, ms, now, percentiles, process_cpu, read_response, set_up,
+};
 
 /// The allocator the `keyless` binary ships with, so the server measured here is the one users run.
 #[global_allocator]
@@ -152,10 +156,16 @@ async fn run_database(
     eprintln!("{database}: closed loop {closed_rate:.0}/s, p50 {closed_p50:?}, p99 {closed_p99:?}");
 
     let open_rate = closed_rate * 0.8;
-    let mut open = open_loop(&server, &exchange, &tokens, &next, open_rate, duration).await;
+    let restarts_before = metrics_counter(&http, &server, "keyless_sqlite_wal_restarts_total").await;
+    let timeline = open_loop(&server, &exchange, &tokens, &next, open_rate, duration).await;
+    let restarts = metrics_counter(&http, &server, "keyless_sqlite_wal_restarts_total").await - restarts_before;
+    if let Ok(path) = std::env::var("KEYLESS_BENCH_LATENCY_OUT") {
+        write_timeline(&format!("{path}.{database}"), &timeline);
+    }
+    let mut open: Vec<Duration> = timeline.into_iter().map(|(_, latency)| latency).collect();
     open.sort();
     let (open_p50, open_p99) = percentiles(&open);
-    eprintln!("{database}: open loop at {open_rate:.0}/s, p50 {open_p50:?}, p99 {open_p99:?}");
+    eprintln!("{database}: open loop at {open_rate:.0}/s, p50 {open_p50:?}, p99 {open_p99:?}, {restarts} log restarts");
 
     server.stop();
     Row {
@@ -259,7 +269,8 @@ async fn closed_loop(
 
 /// `rate` exchanges per second on a fixed schedule for `duration`, over [`OPEN_LOOP_CONNECTIONS`]
 /// connections: whichever connection is free takes the next scheduled exchange, so one that is
-/// scheduled while all are busy waits for one. Each latency is measured from its scheduled time.
+/// scheduled while all are busy waits for one. Each latency is measured from its scheduled time;
+/// returned with that time (since the start) in order of completion per connection.
 async fn open_loop(
     server: &Server,
     exchange: &Arc<Exchange>,
@@ -267,7 +278,7 @@ async fn open_loop(
     next: &Arc<AtomicUsize>,
     rate: f64,
     duration: Duration,
-) -> Vec<Duration> {
+) -> Vec<(Duration, Duration)> {
     let total = (rate * duration.as_secs_f64()) as usize;
     let start = tokio::time::Instant::now() + Duration::from_millis(10);
     let slots = Arc::new(AtomicUsize::new(0));
@@ -287,7 +298,7 @@ async fn open_loop(
                 let scheduled = start + Duration::from_secs_f64(slot as f64 / rate);
                 tokio::time::sleep_until(scheduled).await;
                 exchange_once(&mut stream, &mut buffer, &exchange, &tokens, &next).await;
-                latencies.push(scheduled.elapsed());
+                latencies.push((scheduled - start, scheduled.elapsed()));
             }
         }));
     }
@@ -296,6 +307,19 @@ async fn open_loop(
         all.extend(worker.await.unwrap());
     }
     all
+}
+
+/// Writes the open loop's `(scheduled, latency)` pairs, in milliseconds and in schedule order, one per
+/// line — to see when the slow exchanges were scheduled (`KEYLESS_BENCH_LATENCY_OUT`).
+fn write_timeline(path: &str, timeline: &[(Duration, Duration)]) {
+    let mut sorted = timeline.to_vec();
+    sorted.sort();
+    let text: String = sorted
+        .iter()
+        .map(|(scheduled, latency)| format!("{:.3} {:.3}\n", ms(*scheduled), ms(*latency)))
+        .collect();
+    std::fs::write(path, text).unwrap();
+    eprintln!("open loop timeline: {path}");
 }
 
 /// The unavoidable crypto of one exchange, measured on one core: verify an RS256 subject token and
