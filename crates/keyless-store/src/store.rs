@@ -49,6 +49,13 @@ pub struct WalCheckpoint {
     pub restart: bool,
 }
 
+/// At most this many more passes beside the writer before the pass on the writer connection that lets
+/// the log start over (see [`Store::checkpoint`]).
+const CATCH_UP_PASSES: usize = 4;
+/// A pass beside the writer that found at most this many frames added since the previous one (1 MiB)
+/// has caught up: the writer's own pass will copy about as many.
+const CATCH_UP_FRAMES: i64 = 256;
+
 /// One `PASSIVE` SQLite checkpoint on `pooled`.
 async fn wal_checkpoint(pooled: &mut Pooled) -> Result<Option<WalCheckpoint>, StoreError> {
     let found = pooled
@@ -167,26 +174,41 @@ impl Store {
     /// it. Only a log copied completely starts over (at the writer's next transaction), which under
     /// sustained writes a checkpoint beside the writer rarely achieves; so once the log holds
     /// `restart_frames` frames (4 KiB each) the checkpoint is repeated **on the writer connection**,
-    /// between two of its transactions: it copies the few frames written since the first pass and
-    /// syncs, and the writer's next transaction starts the log over. Writers wait for that connection as
-    /// for any other write — one short pause (a few `fsync`s) per `restart_frames` frames.
+    /// between two of its transactions: it copies the frames written since the last pass and syncs,
+    /// and the writer's next transaction starts the log over. Writers wait for that connection as for
+    /// any other write, so that pass is made short first: more passes beside the writer (up to
+    /// [`CATCH_UP_PASSES`]), each copying what was written during the previous one, until one finds at
+    /// most [`CATCH_UP_FRAMES`] new frames. Measured under the exchange benchmark's open loop (~10,000
+    /// commits' worth of frames a second): the writer's pass went from 7–17 ms to 2–13 ms, mostly its
+    /// two `fsync`s, once per `restart_frames` frames.
     ///
     /// `None` on PostgreSQL, which checkpoints on its own.
     pub async fn checkpoint(&self, restart_frames: i64) -> Result<Option<WalCheckpoint>, StoreError> {
         if !self.pools.is_sqlite() {
             return Ok(None);
         }
-        let beside = wal_checkpoint(&mut self.read().await?).await?;
-        match beside {
-            Some(found) if found.frames >= restart_frames => {
-                let mut writer = self.pools.write().await?;
-                Ok(wal_checkpoint(&mut writer).await?.map(|done| WalCheckpoint {
-                    restart: done.copied == done.frames,
-                    ..done
-                }))
-            }
-            other => Ok(other),
+        let Some(mut found) = wal_checkpoint(&mut self.read().await?).await? else {
+            return Ok(None);
+        };
+        if found.frames < restart_frames {
+            return Ok(Some(found));
         }
+        for _ in 0..CATCH_UP_PASSES {
+            let Some(next) = wal_checkpoint(&mut self.read().await?).await? else {
+                break;
+            };
+            // Negative when the log started over in between (the backstop): nothing left to catch up.
+            let appended = next.frames - found.frames;
+            found = next;
+            if appended <= CATCH_UP_FRAMES {
+                break;
+            }
+        }
+        let mut writer = self.pools.write().await?;
+        Ok(wal_checkpoint(&mut writer).await?.map(|done| WalCheckpoint {
+            restart: done.copied == done.frames,
+            ..done
+        }))
     }
 
     /// Checks that the database answers (for readiness probes).

@@ -303,6 +303,50 @@ pub(crate) fn percentiles(sorted: &[Duration]) -> (Duration, Duration) {
     (at(0.5), at(0.99))
 }
 
+/// The cumulative bucket counts (`le` upper bound in seconds or units, count) of the histogram `name`
+/// in the server's `/metrics`, from the series whose labels contain `labels` (e.g. a route).
+pub(crate) async fn metrics_histogram(
+    http: &reqwest::Client,
+    server: &Server,
+    name: &str,
+    labels: &str,
+) -> Vec<(f64, f64)> {
+    let text = http
+        .get(format!("{}/metrics", server.base_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("{name}_bucket{{");
+    text.lines()
+        .filter(|line| line.starts_with(&prefix) && line.contains(labels))
+        .filter_map(|line| {
+            let le = line.split("le=\"").nth(1)?.split('"').next()?;
+            let count = line.rsplit(' ').next()?.parse().ok()?;
+            Some((le.parse().unwrap_or(f64::INFINITY), count))
+        })
+        .collect()
+}
+
+/// The bucket a quantile `q` of `after - before` (cumulative bucket counts from
+/// [`metrics_histogram`]) falls in, as that bucket's upper bound.
+pub(crate) fn histogram_quantile(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> f64 {
+    let counts: Vec<(f64, f64)> = after
+        .iter()
+        .map(|&(le, count)| {
+            let earlier = before.iter().find(|(other, _)| *other == le).map_or(0.0, |(_, c)| *c);
+            (le, count - earlier)
+        })
+        .collect();
+    let total = counts.last().map_or(0.0, |(_, count)| *count);
+    counts
+        .iter()
+        .find(|(_, count)| *count >= total * q)
+        .map_or(f64::NAN, |(le, _)| *le)
+}
+
 /// The value of the unlabelled counter `name` in the server's `/metrics` (0 when never incremented).
 pub(crate) async fn metrics_counter(http: &reqwest::Client, server: &Server, name: &str) -> u64 {
     let text = http

@@ -6,7 +6,10 @@
 //! - `keyless_http_requests_total{method, route, status}` and
 //!   `keyless_http_request_duration_seconds{method, route}` (histogram);
 //! - `keyless_exchanges_total{outcome, code}`: token exchanges by outcome and rejection code;
-//! - `keyless_group_commit_entries` (histogram): entries per group commit of the recorder.
+//! - `keyless_group_commit_entries` (histogram): entries per group commit of the recorder;
+//! - `keyless_group_commit_wait_seconds` (histogram): how long each entry waited for its group commit
+//!   to begin, and `keyless_group_commit_seconds` (histogram): how long each group commit took (together,
+//!   what durability adds to an exchange).
 //!
 //! The endpoint is unauthenticated, like `/healthz`: it holds counts, not secrets. One recorder serves
 //! the process (the `metrics` facade is global), so several servers in one test process share it.
@@ -37,10 +40,7 @@ fn handle() -> Option<&'static PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    Matcher::Full("keyless_http_request_duration_seconds".to_owned()),
-                    &DURATION_BUCKETS,
-                )
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), &DURATION_BUCKETS)
                 .and_then(|builder| {
                     builder.set_buckets_for_metric(
                         Matcher::Full("keyless_group_commit_entries".to_owned()),

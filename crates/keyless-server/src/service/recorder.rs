@@ -17,6 +17,7 @@
 //! serial stage, only binds the text (it used to serialize every event and free its tree itself).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use keyless_core::id::{IssuerId, OrganizationId};
 use keyless_store::access_token::AccessTokenRecord;
@@ -26,6 +27,8 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+
+use crate::clock;
 
 /// The most entries one transaction carries.
 pub const MAX_BATCH: usize = 512;
@@ -156,6 +159,7 @@ impl From<StoreError> for RecordError {
 struct Job {
     entry: Entry,
     done: oneshot::Sender<Result<Recorded, RecordError>>,
+    queued: Instant,
 }
 
 /// The handle to the writer task; cheap to clone. The task ends when every handle is dropped and the
@@ -185,7 +189,11 @@ impl Recorder {
     pub async fn record(&self, entry: Entry) -> Result<Recorded, RecordError> {
         let (done, outcome) = oneshot::channel();
         self.sender
-            .send(Job { entry, done })
+            .send(Job {
+                entry,
+                done,
+                queued: clock::monotonic(),
+            })
             .await
             .map_err(|_| RecordError::Stopped)?;
         outcome.await.map_err(|_| RecordError::Stopped)?
@@ -218,9 +226,16 @@ async fn write_loop(store: Store, mut receiver: mpsc::Receiver<Job>) {
             1 << waiting.len().ilog2()
         };
         batch.extend(waiting.drain(..take));
+        let began = clock::monotonic();
         metrics::histogram!("keyless_group_commit_entries").record(batch.len() as f64);
+        let wait = metrics::histogram!("keyless_group_commit_wait_seconds");
+        for job in &batch {
+            wait.record(began.saturating_duration_since(job.queued).as_secs_f64());
+        }
         let entries: Vec<&Entry> = batch.iter().map(|job| &job.entry).collect();
-        match write(&store, &entries).await {
+        let written = write(&store, &entries).await;
+        metrics::histogram!("keyless_group_commit_seconds").record(began.elapsed().as_secs_f64());
+        match written {
             Ok(outcomes) => {
                 for (job, outcome) in batch.drain(..).zip(outcomes) {
                     let _ = job.done.send(Ok(outcome));

@@ -280,6 +280,21 @@ async fn json_jwt_bearer_exchange_issues_a_recorded_token() {
         // The access token appears only as its hash.
         assert!(!event.to_string().contains(token));
         assert_eq!(data["access_token"]["sha256"].as_str().unwrap().len(), 64);
+
+        // What the group commit cost is on `/metrics` (the process's metrics are shared by the tests in
+        // it, so only that there is a count).
+        let metrics = env.app.http.get(env.app.url("/metrics")).send().await.unwrap();
+        let metrics = metrics.text().await.unwrap();
+        for series in [
+            "keyless_group_commit_entries_count",
+            "keyless_group_commit_wait_seconds_count",
+            "keyless_group_commit_seconds_count",
+        ] {
+            let count = metrics
+                .lines()
+                .find_map(|line| line.strip_prefix(series)?.trim().parse::<f64>().ok());
+            assert!(count.is_some_and(|count| count >= 1.0), "{series}: {metrics}");
+        }
         env.app.stop().await.unwrap();
     }
 }

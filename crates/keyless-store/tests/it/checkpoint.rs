@@ -117,4 +117,32 @@ async fn a_long_log_starts_over(db: Db) {
     reopened.close().await;
 }
 
-conformance!(checkpoints_run_off_the_writer, a_long_log_starts_over);
+async fn a_log_written_to_all_along_starts_over(db: Db) {
+    let store = &db.store;
+    if store.backend() == Backend::Postgres {
+        return;
+    }
+    let org = harness::seed_org(store, 1).await;
+    // Past the restart size, then written to while the checkpoint runs: the passes beside the writer
+    // chase its commits, and the pass on the writer connection still copies the log whole.
+    write_events(store, &org, 2_500, 100, 8_000).await;
+    let writing = {
+        let store = store.clone();
+        let org = harness::Org {
+            id: org.id.clone(),
+            default_workspace: org.default_workspace.clone(),
+        };
+        tokio::spawn(async move { write_events(&store, &org, 2_000, 10, 8_000).await })
+    };
+    let done = store.checkpoint(RESTART).await.unwrap().unwrap();
+    assert!(done.restart, "{done:?}");
+    assert!(done.frames >= RESTART, "{done:?}");
+    writing.await.unwrap();
+    assert_eq!(events(store, &org).await, 4_500);
+}
+
+conformance!(
+    checkpoints_run_off_the_writer,
+    a_long_log_starts_over,
+    a_log_written_to_all_along_starts_over
+);
