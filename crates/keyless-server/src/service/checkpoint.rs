@@ -18,8 +18,9 @@ use tokio::task::JoinHandle;
 /// Time between checkpoints: under load, a tenth of a second of commits (a few thousand pages) each.
 pub const INTERVAL: Duration = Duration::from_millis(100);
 /// The log's length, in 4-KiB frames, at which it is made to start over (64 MiB): each time costs the
-/// writer a pause of a few `fsync`s (20–25 ms on the benchmark VM), about once a second at the
-/// heaviest load measured. (256 MiB was measured too: within the noise.)
+/// writer a pause of two `fsync`s and the copy of the last frames (2–13 ms on the benchmark VM, after
+/// the passes beside it have caught up), two or three times a second at the heaviest load measured.
+/// (256 MiB was measured too, before those passes: within the noise.)
 pub const RESTART_FRAMES: i64 = 16_384;
 
 /// Starts the checkpointer (SQLite only: on PostgreSQL the task ends at once). It stops when
