@@ -176,11 +176,10 @@ impl Store {
     /// `restart_frames` frames (4 KiB each) the checkpoint is repeated **on the writer connection**,
     /// between two of its transactions: it copies the frames written since the last pass and syncs,
     /// and the writer's next transaction starts the log over. Writers wait for that connection as for
-    /// any other write, so that pass is made short first: more passes beside the writer (up to
-    /// [`CATCH_UP_PASSES`]), each copying what was written during the previous one, until one finds at
-    /// most [`CATCH_UP_FRAMES`] new frames. Measured under the exchange benchmark's open loop (~10,000
-    /// commits' worth of frames a second): the writer's pass went from 7–17 ms to 2–13 ms, mostly its
-    /// two `fsync`s, once per `restart_frames` frames.
+    /// any other write, so that pass is made short first: more passes beside the writer (up to four),
+    /// each copying what was written during the previous one, until one finds at most 256 new frames
+    /// (1 MiB). Measured under the exchange benchmark's open loop (~10,000 exchanges a second, ~200 MB
+    /// of log): the writer's pass went from 7–17 ms to 2–13 ms, mostly its two `fsync`s.
     ///
     /// `None` on PostgreSQL, which checkpoints on its own.
     pub async fn checkpoint(&self, restart_frames: i64) -> Result<Option<WalCheckpoint>, StoreError> {
