@@ -320,8 +320,8 @@ async fn open_loop(
     all
 }
 
-/// The server's own view of an exchange's time, as histograms (see `server_stages` callers): the
-/// whole request in the handler, the wait for a group commit, the group commit itself.
+/// The server's own histograms of an exchange's time, read from `/metrics` before and after the open
+/// loop: the request in the handler, the wait for a group commit, the group commit itself.
 async fn server_stages(http: &reqwest::Client, server: &Server) -> Vec<(&'static str, Vec<(f64, f64)>)> {
     let mut stages = Vec::new();
     for (name, metric, labels) in [
