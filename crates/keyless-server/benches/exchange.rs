@@ -11,8 +11,11 @@
 //! per exchange, a quarter of the server's, on the same two cores):
 //! 1. **closed loop**: `CONCURRENCY` connections exchange as fast as they can for `DURATION` →
 //!    exchanges/s, p50/p99 latency, server CPU per exchange (from `/proc/<pid>/stat`) and the load generator's own;
-//! 2. **open loop** at 80 % of that rate for `DURATION`: requests are sent on a fixed schedule and each
-//!    latency is measured from its scheduled time (no coordinated omission) → p50/p99. At most
+//! 2. **open loop** at 80 % of that rate for `DURATION`, after its own tokens are minted and one
+//!    unmeasured second at the same rate (the server sat idle during the minting): requests are sent
+//!    on a fixed schedule and each latency is measured from its scheduled time (no coordinated
+//!    omission) → p50/p99; the schedule's start is printed as a Unix time, to line the timeline up
+//!    with a system trace (`perf record -a`). At most
 //!    [`OPEN_LOOP_CONNECTIONS`] are in flight, as a fleet of clients behind a bounded pool would be: a
 //!    request scheduled while all are busy waits for one, and the wait counts in its latency. (Unbounded,
 //!    a stall of a few tens of milliseconds made the generator open a connection per late request until it
@@ -57,6 +60,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The most open-loop requests in flight (and connections), see the module docs.
 const OPEN_LOOP_CONNECTIONS: usize = 256;
+/// The fastest closed loop the pre-minted tokens last for (exchanges per second; ~18,000 measured).
+const CLOSED_LOOP_MAX_RATE: usize = 25_000;
 
 fn main() {
     if let Ok(dir) = std::env::var(load::CHILD_ENV) {
@@ -134,8 +139,9 @@ async fn run_database(
     let server = Server::start(pg_url);
     let http = reqwest::Client::new();
     let exchange = Arc::new(Exchange::new(&server.address, &set_up(&http, &server, key, None).await));
-    // Enough tokens for a closed loop at up to 15,000/s plus the open loop.
-    let budget = usize::try_from(seconds).unwrap() * 15_000 * 2;
+    // Enough tokens for the warm-up and the closed loop at up to `CLOSED_LOOP_MAX_RATE`; the open loop's
+    // are minted once its rate is known.
+    let budget = (usize::try_from(seconds).unwrap() + 1) * CLOSED_LOOP_MAX_RATE;
     eprintln!("{database}: minting {budget} RS256 subject tokens…");
     let tokens = Arc::new(mint_tokens(key, &server.base_url, budget));
     let next = Arc::new(AtomicUsize::new(0));
@@ -157,6 +163,15 @@ async fn run_database(
     eprintln!("{database}: closed loop {closed_rate:.0}/s, p50 {closed_p50:?}, p99 {closed_p99:?}");
 
     let open_rate = closed_rate * 0.8;
+    // The schedule's count with its warm-up second, and some to spare.
+    let budget = (open_rate * (duration.as_secs_f64() + 1.0) * 1.05) as usize + 1_000;
+    eprintln!("{database}: minting {budget} more for the open loop…");
+    let (tokens, next) = (
+        Arc::new(mint_tokens(key, &server.base_url, budget)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    // Warm-up at the open loop's rate, not measured: the server sat idle while the tokens were minted.
+    open_loop(&server, &exchange, &tokens, &next, open_rate, Duration::from_secs(1)).await;
     let restarts_before = metrics_counter(&http, &server, "keyless_sqlite_wal_restarts_total").await;
     let stages_before = server_stages(&http, &server).await;
     let timeline = open_loop(&server, &exchange, &tokens, &next, open_rate, duration).await;
@@ -294,6 +309,11 @@ async fn open_loop(
         streams.push(connect(&server.address).await);
     }
     let start = tokio::time::Instant::now() + Duration::from_millis(10);
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        + Duration::from_millis(10);
+    eprintln!("open loop schedule starts at Unix {:.3} s", unix.as_secs_f64());
     let slots = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::with_capacity(OPEN_LOOP_CONNECTIONS);
     for mut stream in streams {

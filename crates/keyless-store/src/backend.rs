@@ -228,6 +228,8 @@ impl Pools {
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
+            .max_lifetime(None)
+            .idle_timeout(None)
             .connect_with(writer_options)
             .await
             .map_err(|e| classify(e, Conflicts::NONE))?;
@@ -236,10 +238,15 @@ impl Pools {
             .await
             .map_err(|e| StoreError::Unavailable(BackendError::new(e)))?;
         // A SQLite connection is a file handle that cannot go stale: no ping before each checkout
-        // (with sqlx's default, every checkout costs a round trip to the connection's worker thread).
+        // (with sqlx's default, every checkout costs a round trip to the connection's worker thread),
+        // and none is closed for its age or for idling (sqlx's defaults: 30 and 10 minutes) only to be
+        // opened again, with its thread and its prepared statements, at the next query — the writer's
+        // every half hour, under any load.
         let read = SqlitePoolOptions::new()
             .max_connections(SQLITE_READERS)
             .test_before_acquire(false)
+            .max_lifetime(None)
+            .idle_timeout(None)
             .connect_with(options)
             .await
             .map_err(|e| classify(e, Conflicts::NONE))?;

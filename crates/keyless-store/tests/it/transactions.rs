@@ -1,6 +1,9 @@
 //! Transactions: a change and its activity event commit together or not at all; uncommitted changes are
 //! invisible; reads inside a transaction lock, so concurrent read-modify-write loses no update.
 
+use std::future::Future;
+use std::task::Poll;
+
 use keyless_core::id::OrganizationId;
 use keyless_core::scope::ScopeSet;
 use keyless_store::access_token::AccessTokenRecord;
@@ -215,7 +218,78 @@ async fn a_failed_append_cannot_commit(db: Db) {
     assert_eq!(store.access_token_get(&good.hash).await.unwrap(), good);
 }
 
+/// Runs `future` for at most `polls` polls; if it is still pending after the last, drops it there — right
+/// after it sent a command to the database and before it read the answer — and returns `None`.
+async fn cut_after<F: Future>(polls: usize, future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut left = polls;
+    std::future::poll_fn(|cx| {
+        left -= 1;
+        match future.as_mut().poll(cx) {
+            Poll::Ready(output) => Poll::Ready(Some(output)),
+            Poll::Pending if left == 0 => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// A change abandoned at any point (a client that hangs up cancels its request's future wherever it
+/// waits: for the write connection, the `BEGIN`, a statement, the `COMMIT`) leaves its row and its
+/// event together or not at all, and never leaves the write connection unusable: the next change
+/// commits. Each round cuts the change after one pending poll, then two, and so on, until it completes
+/// on its own; how often it is pending depends on the database's threads, so rounds repeat until it
+/// has been cut at twenty points in all.
+async fn a_change_cancelled_anywhere_is_all_or_nothing(db: Db) {
+    let store = &db.store;
+    let org = harness::seed_org(store, 1).await;
+    let mut cancelled = 0;
+    for round in 0..50 {
+        for polls in 1.. {
+            let id = format!("cut{round}x{polls}");
+            let account = harness::service_account(&org, &id, &id, NOW);
+            let resource = format!("svac_{id}");
+            let change = async {
+                let mut tx = store.begin().await?;
+                tx.service_account_create(&account).await?;
+                tx.activity_append(&harness::activity(
+                    &org.id,
+                    "platform_service_account_created",
+                    Some(&resource),
+                    NOW,
+                ))
+                .await?;
+                tx.commit().await
+            };
+            let outcome = cut_after(polls, change).await;
+
+            // The next change goes through: nothing was left holding the write connection or its lock.
+            let next = harness::service_account(&org, &format!("next{id}"), &format!("next{id}"), NOW);
+            let mut tx = store.begin().await.unwrap();
+            tx.service_account_create(&next).await.unwrap();
+            tx.commit().await.unwrap();
+
+            let stored = store.service_account_get(&org.id, &account.id).await.is_ok();
+            let events = events_about(store, &org.id, &resource).await;
+            assert_eq!(events, usize::from(stored), "{id}: row and event disagree");
+            match outcome {
+                Some(result) => {
+                    result.unwrap();
+                    assert!(stored, "{id}: a change that returned Ok is stored");
+                    break;
+                }
+                None => cancelled += 1,
+            }
+        }
+        if cancelled >= 20 {
+            return;
+        }
+    }
+    panic!("in 50 rounds the change was cut at only {cancelled} points");
+}
+
 conformance!(
+    a_change_cancelled_anywhere_is_all_or_nothing,
     a_failed_append_cannot_commit,
     failed_change_leaves_neither_row_nor_activity,
     uncommitted_changes_are_invisible,
