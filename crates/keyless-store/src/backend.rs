@@ -22,7 +22,8 @@
 //! SQLite settings: a file (`create_if_missing`), WAL journal, `synchronous=NORMAL`, `busy_timeout` 5 s,
 //! foreign keys on, temporary storage (statement journals, sorts) in memory; the writer checkpoints
 //! only at `WAL_BACKSTOP_FRAMES` (`Store::checkpoint` does it beside the writer) and trims the log file
-//! to half that when it starts the log over. Durability: in WAL mode with `NORMAL`, a committed transaction has been written to the
+//! to half that when it starts the log over; connections are neither tested at checkout nor recycled
+//! (they live as long as the store). Durability: in WAL mode with `NORMAL`, a committed transaction has been written to the
 //! WAL file before `COMMIT` returns, so it survives a crash of the process; it is fsynced at the next
 //! checkpoint, so an operating-system crash or power loss may lose the last transactions (never corrupts
 //! the database). `FULL` would fsync every commit (milliseconds each on most disks) for power-loss
