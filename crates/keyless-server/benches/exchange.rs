@@ -171,10 +171,12 @@ async fn run_database(
         Arc::new(AtomicUsize::new(0)),
     );
     // Warm-up at the open loop's rate, not measured: the server sat idle while the tokens were minted.
-    open_loop(&server, &exchange, &tokens, &next, open_rate, Duration::from_secs(1)).await;
+    // Its connections carry on into the measured loop, so the schedule goes on without a pause.
+    let streams = open_connections(&server).await;
+    let (_, streams) = open_loop(&exchange, &tokens, &next, open_rate, Duration::from_secs(1), streams).await;
     let restarts_before = metrics_counter(&http, &server, "keyless_sqlite_wal_restarts_total").await;
     let stages_before = server_stages(&http, &server).await;
-    let timeline = open_loop(&server, &exchange, &tokens, &next, open_rate, duration).await;
+    let (timeline, _) = open_loop(&exchange, &tokens, &next, open_rate, duration, streams).await;
     let restarts = metrics_counter(&http, &server, "keyless_sqlite_wal_restarts_total").await - restarts_before;
     let stages = server_stages(&http, &server).await;
     for ((name, before), (_, after)) in stages_before.iter().zip(&stages) {
@@ -289,25 +291,20 @@ async fn closed_loop(
     all
 }
 
-/// `rate` exchanges per second on a fixed schedule for `duration`, over [`OPEN_LOOP_CONNECTIONS`]
-/// connections: whichever connection is free takes the next scheduled exchange, so one that is
-/// scheduled while all are busy waits for one. Each latency is measured from its scheduled time;
-/// returned with that time (since the start) in order of completion per connection.
+/// `rate` exchanges per second on a fixed schedule for `duration`, over `streams` (see
+/// [`open_connections`]): whichever connection is free takes the next scheduled exchange, so one that
+/// is scheduled while all are busy waits for one. Each latency is measured from its scheduled time;
+/// returned with that time (since the start) in order of completion per connection, and the
+/// connections, for the next loop.
 async fn open_loop(
-    server: &Server,
     exchange: &Arc<Exchange>,
     tokens: &Arc<Vec<String>>,
     next: &Arc<AtomicUsize>,
     rate: f64,
     duration: Duration,
-) -> Vec<(Duration, Duration)> {
+    streams: Vec<TcpStream>,
+) -> (Vec<(Duration, Duration)>, Vec<TcpStream>) {
     let total = (rate * duration.as_secs_f64()) as usize;
-    // Every connection is open before the schedule starts: the clients are a fleet already connected,
-    // and 256 handshakes inside the first scheduled milliseconds would be measured as the server's.
-    let mut streams = Vec::with_capacity(OPEN_LOOP_CONNECTIONS);
-    for _ in 0..OPEN_LOOP_CONNECTIONS {
-        streams.push(connect(&server.address).await);
-    }
     let start = tokio::time::Instant::now() + Duration::from_millis(10);
     let unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -315,7 +312,7 @@ async fn open_loop(
         + Duration::from_millis(10);
     eprintln!("open loop schedule starts at Unix {:.3} s", unix.as_secs_f64());
     let slots = Arc::new(AtomicUsize::new(0));
-    let mut workers = Vec::with_capacity(OPEN_LOOP_CONNECTIONS);
+    let mut workers = Vec::with_capacity(streams.len());
     for mut stream in streams {
         let (exchange, tokens, next, slots) = (exchange.clone(), tokens.clone(), next.clone(), slots.clone());
         workers.push(tokio::spawn(async move {
@@ -324,7 +321,7 @@ async fn open_loop(
             loop {
                 let slot = slots.fetch_add(1, Ordering::Relaxed);
                 if slot >= total {
-                    break latencies;
+                    break (latencies, stream);
                 }
                 let scheduled = start + Duration::from_secs_f64(slot as f64 / rate);
                 tokio::time::sleep_until(scheduled).await;
@@ -334,10 +331,24 @@ async fn open_loop(
         }));
     }
     let mut all = Vec::with_capacity(total);
+    let mut streams = Vec::with_capacity(workers.len());
     for worker in workers {
-        all.extend(worker.await.unwrap());
+        let (latencies, stream) = worker.await.unwrap();
+        all.extend(latencies);
+        streams.push(stream);
     }
-    all
+    (all, streams)
+}
+
+/// The open loop's [`OPEN_LOOP_CONNECTIONS`] connections, all open before its schedule starts: the
+/// clients are a fleet already connected, and 256 handshakes inside the first scheduled milliseconds
+/// would be measured as the server's.
+async fn open_connections(server: &Server) -> Vec<TcpStream> {
+    let mut streams = Vec::with_capacity(OPEN_LOOP_CONNECTIONS);
+    for _ in 0..OPEN_LOOP_CONNECTIONS {
+        streams.push(connect(&server.address).await);
+    }
+    streams
 }
 
 /// The server's own histograms of an exchange's time, read from `/metrics` before and after the open
