@@ -12,10 +12,10 @@
 //! 1. **closed loop**: `CONCURRENCY` connections exchange as fast as they can for `DURATION` →
 //!    exchanges/s, p50/p99 latency, server CPU per exchange (from `/proc/<pid>/stat`) and the load generator's own;
 //! 2. **open loop** at 80 % of that rate for `DURATION`, after its own tokens are minted and one
-//!    unmeasured second at the same rate (the server sat idle during the minting): requests are sent
-//!    on a fixed schedule and each latency is measured from its scheduled time (no coordinated
-//!    omission) → p50/p99; the schedule's start is printed as a Unix time, to line the timeline up
-//!    with a system trace (`perf record -a`). At most
+//!    unmeasured second at the same rate on the same connections (the server sat idle during the
+//!    minting): requests are sent on a fixed schedule and each latency is measured from its scheduled
+//!    time (no coordinated omission) → p50/p99; the schedule's start is printed as a Unix time, to
+//!    line the timeline up with a system trace (`perf record -a`). At most
 //!    [`OPEN_LOOP_CONNECTIONS`] are in flight, as a fleet of clients behind a bounded pool would be: a
 //!    request scheduled while all are busy waits for one, and the wait counts in its latency. (Unbounded,
 //!    a stall of a few tens of milliseconds made the generator open a connection per late request until it
