@@ -11,11 +11,13 @@
 //! per exchange, a quarter of the server's, on the same two cores):
 //! 1. **closed loop**: `CONCURRENCY` connections exchange as fast as they can for `DURATION` →
 //!    exchanges/s, p50/p99 latency, server CPU per exchange (from `/proc/<pid>/stat`) and the load generator's own;
-//! 2. **open loop** at 80 % of that rate for `DURATION`, after its own tokens are minted and one
-//!    unmeasured second at the same rate on the same connections (the server sat idle during the
-//!    minting): requests are sent on a fixed schedule and each latency is measured from its scheduled
-//!    time (no coordinated omission) → p50/p99; the schedule's start is printed as a Unix time, to
-//!    line the timeline up with a system trace (`perf record -a`). At most
+//! 2. **open loops**, each for `DURATION`: at 80 % of the issue's target rate (`TARGET_RATE`, a
+//!    fixed load that compares across runs), then at each of `LOADS` (fractions of the closed loop's
+//!    rate: the machine's own headroom). Their tokens are minted first, and each is preceded by one unmeasured second at its
+//!    rate on the same connections (the server sat idle during the minting): requests are sent on a
+//!    fixed schedule and each latency is measured from its scheduled time (no coordinated omission)
+//!    → p50/p99; each schedule's start is printed as a Unix time, to line the timeline up with a
+//!    system trace (`perf record -a`). At most
 //!    [`OPEN_LOOP_CONNECTIONS`] are in flight, as a fleet of clients behind a bounded pool would be: a
 //!    request scheduled while all are busy waits for one, and the wait counts in its latency. (Unbounded,
 //!    a stall of a few tens of milliseconds made the generator open a connection per late request until it
@@ -25,9 +27,12 @@
 //!
 //! Every exchange's activity event is durable before its response (group commit). Environment:
 //! `KEYLESS_BENCH_SECONDS` (default 10), `KEYLESS_BENCH_CONCURRENCY` (default 64),
+//! `KEYLESS_BENCH_TARGET_RATE` (default 10,000 exchanges/s, issue 3's target), `KEYLESS_BENCH_LOADS`
+//! (default `0.8`; a list such as `0.5,0.6,0.7,0.8` sweeps the load),
 //! `KEYLESS_BENCH_DATABASES` (`sqlite,postgres` by default when PostgreSQL is configured),
-//! `KEYLESS_BENCH_LATENCY_OUT` (a path: the open loop's scheduled times and latencies are written to
-//! `<path>.<database>`, to line the slow exchanges up with what the server was doing).
+//! `KEYLESS_BENCH_LATENCY_OUT` (a path: each open loop's scheduled times and latencies are written to
+//! `<path>.<database>.target` and `<path>.<database>.load80` for a load of 0.8, to line the slow
+//! exchanges up with what the server was doing).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -69,8 +74,20 @@ fn main() {
         return;
     }
     // `cargo bench` passes `--bench`; anything else (a filter) is ignored.
-    let seconds: u64 = env_or("KEYLESS_BENCH_SECONDS", 10);
-    let concurrency: usize = env_or("KEYLESS_BENCH_CONCURRENCY", 64);
+    let settings = Settings {
+        seconds: env_or("KEYLESS_BENCH_SECONDS", 10),
+        concurrency: env_or("KEYLESS_BENCH_CONCURRENCY", 64),
+        target_rate: env_or("KEYLESS_BENCH_TARGET_RATE", 10_000.0),
+        loads: std::env::var("KEYLESS_BENCH_LOADS")
+            .unwrap_or_else(|_| "0.8".to_owned())
+            .split(',')
+            .map(|load| {
+                load.trim()
+                    .parse()
+                    .expect("KEYLESS_BENCH_LOADS: fractions such as 0.6,0.8")
+            })
+            .collect(),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -78,64 +95,104 @@ fn main() {
     let key = SigningKey::generate(Algorithm::Rs256).unwrap();
     let floor = crypto_floor(&key);
     println!("crypto floor (RS256 verify + token generation, one core): {floor:.1} µs per exchange");
-    let mut rows = Vec::new();
+    let mut runs = Vec::new();
     for database in load::databases() {
-        let row = load::with_database(&database, |pg_url| {
-            runtime.block_on(run_database(&database, pg_url, &key, seconds, concurrency, floor))
+        let run = load::with_database(&database, |pg_url| {
+            runtime.block_on(run_database(&database, pg_url, &key, &settings))
         });
-        rows.push(row);
+        runs.push(run);
     }
     println!();
     println!(
-        "| database | exchanges/s (closed loop, {concurrency} conns) | p50 | p99 | open loop at 80 %: rate | p50 | p99 | server CPU per exchange | ÷ crypto floor ({floor:.0} µs) | load generator CPU per exchange |"
+        "| database | exchanges/s (closed loop, {} conns) | p50 | p99 | server CPU per exchange | ÷ crypto floor ({floor:.0} µs) | load generator CPU per exchange |",
+        settings.concurrency
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
-    for row in rows {
-        println!("{row}");
+    println!("|---|---|---|---|---|---|---|");
+    for run in &runs {
+        let cpu_us = run.cpu_per_exchange.as_secs_f64() * 1e6;
+        println!(
+            "| {} | {:.0} | {:.2} ms | {:.2} ms | {cpu_us:.0} µs | {:.1}× | {:.0} µs |",
+            run.database,
+            run.closed_rate,
+            ms(run.closed_p50),
+            ms(run.closed_p99),
+            cpu_us / floor,
+            run.load_cpu_per_exchange.as_secs_f64() * 1e6
+        );
+    }
+    println!();
+    println!("| database | open loop | exchanges/s | p50 | p99 | SQLite log restarts |");
+    println!("|---|---|---|---|---|---|");
+    for run in &runs {
+        for (schedule, open) in &run.open {
+            println!(
+                "| {} | {} | {:.0} | {:.2} ms | {:.2} ms | {} |",
+                run.database,
+                schedule.describe(),
+                open.rate,
+                ms(open.p50),
+                ms(open.p99),
+                open.restarts
+            );
+        }
     }
 }
 
-struct Row {
+/// What the environment asks for (see the module docs).
+struct Settings {
+    seconds: u64,
+    concurrency: usize,
+    target_rate: f64,
+    /// The open loops' loads as fractions of the closed loop's rate.
+    loads: Vec<f64>,
+}
+
+/// How an open loop's rate is chosen.
+#[derive(Clone, Copy)]
+enum Schedule {
+    /// 80 % of the issue's target rate (exchanges/s).
+    Target(f64),
+    /// A fraction of the rate the closed loop reached.
+    Load(f64),
+}
+
+impl Schedule {
+    fn rate(self, closed_rate: f64) -> f64 {
+        match self {
+            Schedule::Target(target) => target * 0.8,
+            Schedule::Load(fraction) => closed_rate * fraction,
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            Schedule::Target(target) => format!("80 % of the target {target:.0}/s"),
+            Schedule::Load(fraction) => format!("{:.0} % of the closed loop", fraction * 100.0),
+        }
+    }
+
+    /// The suffix of its timeline file.
+    fn slug(self) -> String {
+        match self {
+            Schedule::Target(_) => "target".to_owned(),
+            Schedule::Load(fraction) => format!("load{:.0}", fraction * 100.0),
+        }
+    }
+}
+
+/// One database's figures.
+struct Run {
     database: String,
     closed_rate: f64,
     closed_p50: Duration,
     closed_p99: Duration,
-    open_rate: f64,
-    open_p50: Duration,
-    open_p99: Duration,
     cpu_per_exchange: Duration,
     load_cpu_per_exchange: Duration,
-    floor_us: f64,
+    open: Vec<(Schedule, OpenLoop)>,
 }
 
-impl std::fmt::Display for Row {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let cpu_us = self.cpu_per_exchange.as_secs_f64() * 1e6;
-        write!(
-            f,
-            "| {} | {:.0} | {:.2} ms | {:.2} ms | {:.0}/s | {:.2} ms | {:.2} ms | {:.0} µs | {:.1}× | {:.0} µs |",
-            self.database,
-            self.closed_rate,
-            ms(self.closed_p50),
-            ms(self.closed_p99),
-            self.open_rate,
-            ms(self.open_p50),
-            ms(self.open_p99),
-            cpu_us,
-            cpu_us / self.floor_us,
-            self.load_cpu_per_exchange.as_secs_f64() * 1e6
-        )
-    }
-}
-
-async fn run_database(
-    database: &str,
-    pg_url: Option<&str>,
-    key: &SigningKey,
-    seconds: u64,
-    concurrency: usize,
-    floor_us: f64,
-) -> Row {
+async fn run_database(database: &str, pg_url: Option<&str>, key: &SigningKey, settings: &Settings) -> Run {
+    let (seconds, concurrency) = (settings.seconds, settings.concurrency);
     let server = Server::start(pg_url);
     let http = reqwest::Client::new();
     let exchange = Arc::new(Exchange::new(&server.address, &set_up(&http, &server, key, None).await));
@@ -162,48 +219,95 @@ async fn run_database(
     let (closed_p50, closed_p99) = percentiles(&latencies);
     eprintln!("{database}: closed loop {closed_rate:.0}/s, p50 {closed_p50:?}, p99 {closed_p99:?}");
 
-    let open_rate = closed_rate * 0.8;
-    // The schedule's count with its warm-up second, and some to spare.
-    let budget = (open_rate * (duration.as_secs_f64() + 1.0) * 1.05) as usize + 1_000;
-    eprintln!("{database}: minting {budget} more for the open loop…");
+    // 80 % of the issue's target rate (a fixed load, comparable across runs and machines), then the
+    // asked fractions of the rate this closed loop reached (the machine's own headroom).
+    let schedules: Vec<Schedule> = std::iter::once(Schedule::Target(settings.target_rate))
+        .chain(settings.loads.iter().map(|load| Schedule::Load(*load)))
+        .collect();
+    // Each schedule's count with its warm-up second, and some to spare.
+    let budget = schedules
+        .iter()
+        .map(|schedule| (schedule.rate(closed_rate) * (duration.as_secs_f64() + 1.0) * 1.05) as usize + 1_000)
+        .sum();
+    eprintln!("{database}: minting {budget} more for the open loops…");
     let (tokens, next) = (
         Arc::new(mint_tokens(key, &server.base_url, budget)),
         Arc::new(AtomicUsize::new(0)),
     );
-    // Warm-up at the open loop's rate, not measured: the server sat idle while the tokens were minted.
-    // Its connections carry on into the measured loop, so the schedule goes on without a pause.
-    let streams = open_connections(&server).await;
-    let (_, streams) = open_loop(&exchange, &tokens, &next, open_rate, Duration::from_secs(1), streams).await;
-    let restarts_before = metrics_counter(&http, &server, "keyless_sqlite_wal_restarts_total").await;
-    let stages_before = server_stages(&http, &server).await;
-    let (timeline, _) = open_loop(&exchange, &tokens, &next, open_rate, duration, streams).await;
-    let restarts = metrics_counter(&http, &server, "keyless_sqlite_wal_restarts_total").await - restarts_before;
-    let stages = server_stages(&http, &server).await;
-    for ((name, before), (_, after)) in stages_before.iter().zip(&stages) {
-        let [p50, p90, p99] = [0.5, 0.9, 0.99].map(|q| histogram_quantile(before, after, q) * 1e3);
-        eprintln!("{database}: open loop, {name}: p50 ≤ {p50} ms, p90 ≤ {p90} ms, p99 ≤ {p99} ms");
+    let mut streams = open_connections(&server).await;
+    let mut open = Vec::new();
+    for schedule in schedules {
+        let rate = schedule.rate(closed_rate);
+        let (result, carried) =
+            measured_open_loop(&http, &server, &exchange, &tokens, &next, rate, duration, streams).await;
+        eprintln!(
+            "{database}: open loop at {rate:.0}/s, p50 {:?}, p99 {:?}, {} log restarts",
+            result.p50, result.p99, result.restarts
+        );
+        if let Ok(path) = std::env::var("KEYLESS_BENCH_LATENCY_OUT") {
+            write_timeline(&format!("{path}.{database}.{}", schedule.slug()), &result.timeline);
+        }
+        open.push((schedule, result));
+        streams = carried;
     }
-    if let Ok(path) = std::env::var("KEYLESS_BENCH_LATENCY_OUT") {
-        write_timeline(&format!("{path}.{database}"), &timeline);
-    }
-    let mut open: Vec<Duration> = timeline.into_iter().map(|(_, latency)| latency).collect();
-    open.sort();
-    let (open_p50, open_p99) = percentiles(&open);
-    eprintln!("{database}: open loop at {open_rate:.0}/s, p50 {open_p50:?}, p99 {open_p99:?}, {restarts} log restarts");
 
     server.stop();
-    Row {
+    Run {
         database: database.to_owned(),
         closed_rate,
         closed_p50,
         closed_p99,
-        open_rate,
-        open_p50,
-        open_p99,
         cpu_per_exchange: cpu / u32::try_from(completed.max(1)).unwrap(),
         load_cpu_per_exchange: load_cpu / u32::try_from(completed.max(1)).unwrap(),
-        floor_us,
+        open,
     }
+}
+
+/// A measured open loop: its rate, latency quantiles, the SQLite log restarts during it, and its
+/// `(scheduled, latency)` pairs.
+struct OpenLoop {
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+    restarts: u64,
+    timeline: Vec<(Duration, Duration)>,
+}
+
+/// One unmeasured second at `rate` (the server may have sat idle while tokens were minted), then
+/// `duration` measured at it, on the same connections so the schedule goes on without a pause; prints
+/// the server's own stage quantiles for the measured part. Returns the connections for the next loop.
+#[allow(clippy::too_many_arguments)]
+async fn measured_open_loop(
+    http: &reqwest::Client,
+    server: &Server,
+    exchange: &Arc<Exchange>,
+    tokens: &Arc<Vec<String>>,
+    next: &Arc<AtomicUsize>,
+    rate: f64,
+    duration: Duration,
+    streams: Vec<TcpStream>,
+) -> (OpenLoop, Vec<TcpStream>) {
+    let (_, streams) = open_loop(exchange, tokens, next, rate, Duration::from_secs(1), streams).await;
+    let restarts_before = metrics_counter(http, server, "keyless_sqlite_wal_restarts_total").await;
+    let stages_before = server_stages(http, server).await;
+    let (timeline, streams) = open_loop(exchange, tokens, next, rate, duration, streams).await;
+    let restarts = metrics_counter(http, server, "keyless_sqlite_wal_restarts_total").await - restarts_before;
+    let stages = server_stages(http, server).await;
+    for ((name, before), (_, after)) in stages_before.iter().zip(&stages) {
+        let [p50, p90, p99] = [0.5, 0.9, 0.99].map(|q| histogram_quantile(before, after, q) * 1e3);
+        eprintln!("open loop at {rate:.0}/s, {name}: p50 ≤ {p50} ms, p90 ≤ {p90} ms, p99 ≤ {p99} ms");
+    }
+    let mut latencies: Vec<Duration> = timeline.iter().map(|(_, latency)| *latency).collect();
+    latencies.sort();
+    let (p50, p99) = percentiles(&latencies);
+    let result = OpenLoop {
+        rate,
+        p50,
+        p99,
+        restarts,
+        timeline,
+    };
+    (result, streams)
 }
 
 /// An exchange request's bytes around its assertion: the HTTP/1.1 head and JSON body of the template,
