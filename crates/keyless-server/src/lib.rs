@@ -160,7 +160,7 @@ pub async fn run(
     let (stop_background, background_shutdown) = tokio::sync::watch::channel(false);
     let poller = poll::spawn(store.clone(), poller_keys, config.poll, background_shutdown.clone());
     let purger = purge::spawn(store.clone(), config.retention, background_shutdown.clone());
-    let checkpointer = checkpoint::spawn(store.clone(), background_shutdown);
+    let checkpointer = checkpoint::spawn(store.clone(), state.recorder.clone(), background_shutdown);
     let follower = tokio::spawn(follow_config_changes(store.clone()));
     // The peer address feeds the proxy's `x-forwarded-for`. `TCP_NODELAY`: a streamed answer's small
     // writes (server-sent events) must not wait for the client's delayed ACK.

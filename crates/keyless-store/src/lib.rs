@@ -40,8 +40,9 @@
 //!   process crash; an OS crash or power loss may lose the last commits, never corrupt), `busy_timeout`
 //!   5 s, foreign keys on, one writer connection (writers queue in the pool) and eight readers; write
 //!   transactions are `BEGIN IMMEDIATE`. The writer does not checkpoint after its commits (only as a
-//!   backstop at [`WAL_BACKSTOP_FRAMES`]): the owner calls [`Store::checkpoint`] every fraction of a
-//!   second, which copies the log beside the writer. PostgreSQL: read committed; reads inside a [`Tx`] lock their row
+//!   backstop at [`WAL_BACKSTOP_FRAMES`]): the owner calls [`Store::checkpoint`] (or its halves,
+//!   [`Store::checkpoint_beside`] and [`Store::checkpoint_writer`]) every fraction of a second, which
+//!   copies the log beside the writer. PostgreSQL: read committed; reads inside a [`Tx`] lock their row
 //!   (`FOR UPDATE`); uniqueness (names, `jti`) is enforced by unique indexes, never by read-then-write.
 //!
 //! # Must not

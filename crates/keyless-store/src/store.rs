@@ -166,23 +166,35 @@ impl Store {
 
     /// Copies what the SQLite write-ahead log holds into the database file, off the writer: the owner
     /// of a long-running [`Store`] calls it every fraction of a second (`keyless serve` does, every
-    /// 100 ms). The writer no longer checkpoints after its commits (that stalled every writer behind
-    /// the checkpoint's two `fsync`s, milliseconds each, once per thousand frames), except as a backstop
-    /// when the log reaches [`WAL_BACKSTOP_FRAMES`] because nobody called this.
+    /// 100 ms, in its two halves: [`Store::checkpoint_beside`], then [`Store::checkpoint_writer`] on
+    /// the thread that owns the group commits). The writer no longer checkpoints after its commits
+    /// (that stalled every writer behind the checkpoint's two `fsync`s, milliseconds each, once per
+    /// thousand frames), except as a backstop when the log reaches [`WAL_BACKSTOP_FRAMES`] because
+    /// nobody called this.
     ///
     /// A `PASSIVE` checkpoint on a reader connection copies the log beside the writer, never blocking
     /// it. Only a log copied completely starts over (at the writer's next transaction), which under
     /// sustained writes a checkpoint beside the writer rarely achieves; so once the log holds
     /// `restart_frames` frames (4 KiB each) the checkpoint is repeated **on the writer connection**,
     /// between two of its transactions: it copies the frames written since the last pass and syncs,
-    /// and the writer's next transaction starts the log over. Writers wait for that connection as for
-    /// any other write, so that pass is made short first: more passes beside the writer (up to four),
-    /// each copying what was written during the previous one, until one finds at most 256 new frames
-    /// (1 MiB). Measured under the exchange benchmark's open loop (~10,000 exchanges a second, ~200 MB
-    /// of log): the writer's pass went from 7–17 ms to 2–13 ms, mostly its two `fsync`s.
+    /// and the writer's next transaction starts the log over.
     ///
     /// `None` on PostgreSQL, which checkpoints on its own.
     pub async fn checkpoint(&self, restart_frames: i64) -> Result<Option<WalCheckpoint>, StoreError> {
+        match self.checkpoint_beside(restart_frames).await? {
+            Some(found) if found.frames >= restart_frames => self.checkpoint_writer().await,
+            found => Ok(found),
+        }
+    }
+
+    /// The first half of [`Store::checkpoint`]: a `PASSIVE` checkpoint beside the writer and, when it
+    /// finds `restart_frames` frames or more, more passes (up to four), each copying what was written
+    /// during the previous one, until one finds at most 256 new frames (1 MiB) — so that the pass on
+    /// the writer connection that follows is short. Measured under the exchange benchmark's open loop
+    /// (~10,000 exchanges a second, ~200 MB of log): the writer's pass went from 7–17 ms to 2–13 ms,
+    /// mostly its two `fsync`s. The caller then runs [`Store::checkpoint_writer`] if the log still
+    /// holds `restart_frames` frames or more.
+    pub async fn checkpoint_beside(&self, restart_frames: i64) -> Result<Option<WalCheckpoint>, StoreError> {
         if !self.pools.is_sqlite() {
             return Ok(None);
         }
@@ -202,6 +214,18 @@ impl Store {
             if appended <= CATCH_UP_FRAMES {
                 break;
             }
+        }
+        Ok(Some(found))
+    }
+
+    /// The second half of [`Store::checkpoint`]: a `PASSIVE` checkpoint on the writer connection,
+    /// between two write transactions, so nothing is appended meanwhile and the log is copied whole
+    /// (`restart`: the writer's next transaction starts it over). Every writer waits for it, so call
+    /// it from the task that owns the writes, where no handover of the connection adds to that wait.
+    /// `None` on PostgreSQL.
+    pub async fn checkpoint_writer(&self) -> Result<Option<WalCheckpoint>, StoreError> {
+        if !self.pools.is_sqlite() {
+            return Ok(None);
         }
         let mut writer = self.pools.write().await?;
         Ok(wal_checkpoint(&mut writer).await?.map(|done| WalCheckpoint {

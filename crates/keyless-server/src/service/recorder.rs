@@ -12,6 +12,10 @@
 //! does not abort the batch: that entry's token is not stored and its replay event is written instead.
 //! If a batch fails as a whole, its entries are retried one by one, so one bad entry fails alone.
 //!
+//! Between two batches the writer also runs the checkpointer's pass on the writer connection
+//! ([`Recorder::checkpoint_writer`], see [`crate::service::checkpoint`]): the one moment a checkpoint
+//! stops the group commits, kept as short as the pass itself.
+//!
 //! An entry's event reaches the writer as JSON text ([`Event`]): the request that made it serialized
 //! it on a request worker, in parallel with the others, and freed its JSON tree there. The writer, the
 //! serial stage, only binds the text (it used to serialize every event and free its tree itself).
@@ -22,7 +26,7 @@ use std::time::Instant;
 use keyless_core::id::{IssuerId, OrganizationId};
 use keyless_store::access_token::AccessTokenRecord;
 use keyless_store::activity::{Activity, NewActivity, Payload};
-use keyless_store::{Store, StoreError};
+use keyless_store::{Store, StoreError, WalCheckpoint};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot};
@@ -167,7 +171,11 @@ struct Job {
 #[derive(Clone)]
 pub struct Recorder {
     sender: mpsc::Sender<Job>,
+    checkpoints: mpsc::Sender<CheckpointDone>,
 }
+
+/// Where the writer answers a request for [`Store::checkpoint_writer`].
+type CheckpointDone = oneshot::Sender<Result<Option<WalCheckpoint>, StoreError>>;
 
 impl Recorder {
     /// Starts the writer on `store`, on a thread of its own: the writer is the serial stage of every
@@ -175,14 +183,15 @@ impl Recorder {
     /// Call it inside a Tokio runtime; the handle completes when the writer has drained and ended.
     pub fn start(store: Store) -> (Recorder, JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(QUEUE);
+        let (checkpoints, checkpoint_requests) = mpsc::channel(1);
         let writer = tokio::task::spawn_blocking(move || {
             match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(runtime) => runtime.block_on(write_loop(store, receiver)),
+                Ok(runtime) => runtime.block_on(write_loop(store, receiver, checkpoint_requests)),
                 // No writer: every `record` then fails with `Stopped` and exchanges answer 503.
                 Err(error) => tracing::error!(%error, "the activity writer could not start its runtime"),
             }
         });
-        (Recorder { sender }, writer)
+        (Recorder { sender, checkpoints }, writer)
     }
 
     /// Writes `entry` and returns once it is committed (or failed).
@@ -198,17 +207,36 @@ impl Recorder {
             .map_err(|_| RecordError::Stopped)?;
         outcome.await.map_err(|_| RecordError::Stopped)?
     }
+
+    /// Runs [`Store::checkpoint_writer`] on the writer's thread, between two group commits, and
+    /// returns its outcome. From any other task the pass would wait for the writer connection and give
+    /// it back through a request worker: under load, milliseconds more in which no group commit runs.
+    pub async fn checkpoint_writer(&self) -> Result<Option<WalCheckpoint>, RecordError> {
+        let (done, outcome) = oneshot::channel();
+        self.checkpoints.send(done).await.map_err(|_| RecordError::Stopped)?;
+        Ok(outcome.await.map_err(|_| RecordError::Stopped)??)
+    }
 }
 
-async fn write_loop(store: Store, mut receiver: mpsc::Receiver<Job>) {
+async fn write_loop(store: Store, mut receiver: mpsc::Receiver<Job>, mut checkpoints: mpsc::Receiver<CheckpointDone>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // Received but not yet written, in arrival order.
     let mut waiting: std::collections::VecDeque<Job> = std::collections::VecDeque::with_capacity(MAX_BATCH * 2);
     loop {
+        // A checkpoint pass asked for runs before the next batch.
+        while let Ok(done) = checkpoints.try_recv() {
+            let _ = done.send(store.checkpoint_writer().await);
+        }
         if waiting.is_empty() {
-            match receiver.recv().await {
-                Some(job) => waiting.push_back(job),
-                None => break,
+            tokio::select! {
+                job = receiver.recv() => match job {
+                    Some(job) => waiting.push_back(job),
+                    None => break,
+                },
+                Some(done) = checkpoints.recv() => {
+                    let _ = done.send(store.checkpoint_writer().await);
+                    continue;
+                }
             }
         }
         while waiting.len() < MAX_BATCH * 2 {
@@ -306,4 +334,85 @@ async fn write(store: &Store, entries: &[&Entry]) -> Result<Vec<Recorded>, Recor
     tx.activity_append_rows(&events).await?;
     tx.commit().await?;
     Ok(outcomes)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use keyless_store::organization::OrganizationRecord;
+
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn event(organization_id: &OrganizationId, n: usize) -> Entry {
+        Entry::Event(
+            Event::new(Activity {
+                organization_id: organization_id.clone(),
+                activity_type: "test_event".to_owned(),
+                actor_id: None,
+                resource_id: None,
+                request_id: None,
+                created_at: NOW,
+                payload: serde_json::json!({ "n": n, "filler": "x".repeat(4_000) }),
+            })
+            .unwrap(),
+        )
+    }
+
+    /// The checkpointer's pass on the writer connection runs between two group commits, so it copies
+    /// the whole log (and the log starts over) even while entries keep arriving; none is lost.
+    #[tokio::test]
+    async fn the_writer_pass_copies_the_whole_log_between_group_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(dir.path().join("keyless.db")).await.unwrap();
+        let organization_id = OrganizationId::parse("0190a1b2-c3d4-7e5f-8a9b-000000000001").unwrap();
+        let mut tx = store.begin().await.unwrap();
+        tx.organization_create(&OrganizationRecord {
+            id: organization_id.clone(),
+            created_at: NOW,
+        })
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let (recorder, writer) = Recorder::start(store.clone());
+
+        let writers: Vec<_> = (0..8)
+            .map(|task| {
+                let (recorder, organization_id) = (recorder.clone(), organization_id.clone());
+                tokio::spawn(async move {
+                    for n in 0..100 {
+                        let outcome = recorder.record(event(&organization_id, task * 100 + n)).await;
+                        assert_eq!(outcome.unwrap(), Recorded::Committed);
+                    }
+                })
+            })
+            .collect();
+        let mut passes = Vec::new();
+        while passes.len() < 20 || !writers.iter().all(JoinHandle::is_finished) {
+            passes.push(recorder.checkpoint_writer().await.unwrap().unwrap());
+            tokio::task::yield_now().await;
+        }
+        for task in writers {
+            task.await.unwrap();
+        }
+        assert!(
+            passes.iter().any(|pass| pass.frames > 0),
+            "nothing was ever in the log: {passes:?}"
+        );
+        for pass in &passes {
+            assert_eq!(pass.copied, pass.frames, "a pass left part of the log: {pass:?}");
+            assert!(pass.restart, "{pass:?}");
+        }
+        let stored = store
+            .activity_scan(&organization_id, &["test_event"], None, 10_000)
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 800);
+
+        drop(recorder);
+        writer.await.unwrap();
+        store.close().await;
+    }
 }
