@@ -49,6 +49,15 @@ pub struct WalCheckpoint {
     pub restart: bool,
 }
 
+impl WalCheckpoint {
+    /// Whether the log, past `restart_frames`, still holds frames not copied: the pass on the writer
+    /// connection ([`Store::checkpoint_writer`]) is due. A log already copied whole starts over at the
+    /// writer's next transaction without it.
+    pub fn writer_pass_due(&self, restart_frames: i64) -> bool {
+        self.frames >= restart_frames && self.copied < self.frames
+    }
+}
+
 /// At most this many more passes beside the writer before the pass on the writer connection that lets
 /// the log start over (see [`Store::checkpoint`]).
 const CATCH_UP_PASSES: usize = 4;
@@ -175,14 +184,15 @@ impl Store {
     /// A `PASSIVE` checkpoint on a reader connection copies the log beside the writer, never blocking
     /// it. Only a log copied completely starts over (at the writer's next transaction), which under
     /// sustained writes a checkpoint beside the writer rarely achieves; so once the log holds
-    /// `restart_frames` frames (4 KiB each) the checkpoint is repeated **on the writer connection**,
+    /// `restart_frames` frames (4 KiB each) and the passes beside the writer left some of them, the
+    /// checkpoint is repeated **on the writer connection**,
     /// between two of its transactions: it copies the frames written since the last pass and syncs,
     /// and the writer's next transaction starts the log over.
     ///
     /// `None` on PostgreSQL, which checkpoints on its own.
     pub async fn checkpoint(&self, restart_frames: i64) -> Result<Option<WalCheckpoint>, StoreError> {
         match self.checkpoint_beside(restart_frames).await? {
-            Some(found) if found.frames >= restart_frames => self.checkpoint_writer().await,
+            Some(found) if found.writer_pass_due(restart_frames) => self.checkpoint_writer().await,
             found => Ok(found),
         }
     }
@@ -192,8 +202,9 @@ impl Store {
     /// during the previous one, until one finds at most 256 new frames (1 MiB) — so that the pass on
     /// the writer connection that follows is short. Measured under the exchange benchmark's open loop
     /// (~10,000 exchanges a second, ~200 MB of log): the writer's pass went from 7–17 ms to 2–13 ms,
-    /// mostly its two `fsync`s. The caller then runs [`Store::checkpoint_writer`] if the log still
-    /// holds `restart_frames` frames or more.
+    /// mostly its two `fsync`s. The caller then runs [`Store::checkpoint_writer`] if
+    /// [`WalCheckpoint::writer_pass_due`] (a log copied whole needs no such pass: an idle server
+    /// would otherwise repeat it every tick).
     pub async fn checkpoint_beside(&self, restart_frames: i64) -> Result<Option<WalCheckpoint>, StoreError> {
         if !self.pools.is_sqlite() {
             return Ok(None);
@@ -201,7 +212,7 @@ impl Store {
         let Some(mut found) = wal_checkpoint(&mut self.read().await?).await? else {
             return Ok(None);
         };
-        if found.frames < restart_frames {
+        if !found.writer_pass_due(restart_frames) {
             return Ok(Some(found));
         }
         for _ in 0..CATCH_UP_PASSES {

@@ -13,7 +13,8 @@
 //! more per pass in which no group commit ran (measured 2026-12-07).
 //!
 //! Measured: `keyless_sqlite_wal_frames` (the log's frames after the last checkpoint) and
-//! `keyless_sqlite_wal_restarts_total`; a failed checkpoint is logged and retried at the next tick.
+//! `keyless_sqlite_wal_restarts_total` (the passes on the writer connection); a failed checkpoint is
+//! logged and retried at the next tick.
 
 use std::time::Duration;
 
@@ -64,7 +65,7 @@ pub fn spawn(store: Store, recorder: Recorder, mut shutdown: watch::Receiver<boo
 /// [`Store::checkpoint`], its pass on the writer connection run by the writer.
 async fn checkpoint(store: &Store, recorder: &Recorder) -> Result<Option<WalCheckpoint>, RecordError> {
     match store.checkpoint_beside(RESTART_FRAMES).await? {
-        Some(found) if found.frames >= RESTART_FRAMES => recorder.checkpoint_writer().await,
+        Some(found) if found.writer_pass_due(RESTART_FRAMES) => recorder.checkpoint_writer().await,
         found => Ok(found),
     }
 }
