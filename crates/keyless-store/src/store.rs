@@ -47,15 +47,11 @@ pub struct WalCheckpoint {
     /// Whether this call copied the whole log on the writer connection, so that the writer's next
     /// transaction starts it over.
     pub restart: bool,
-}
-
-impl WalCheckpoint {
-    /// Whether the log, past `restart_frames`, still holds frames not copied: the pass on the writer
-    /// connection ([`Store::checkpoint_writer`]) is due. A log already copied whole starts over at the
-    /// writer's next transaction without it.
-    pub fn writer_pass_due(&self, restart_frames: i64) -> bool {
-        self.frames >= restart_frames && self.copied < self.frames
-    }
+    /// Set by [`Store::checkpoint_beside`]: the log holds the caller's `restart_frames` or more and
+    /// was still being written to at its last pass, so the pass on the writer connection
+    /// ([`Store::checkpoint_writer`]) is due. A log that no one wrote to between two passes, copied
+    /// whole, starts over at the writer's next transaction without it.
+    pub writer_pass_due: bool,
 }
 
 /// At most this many more passes beside the writer before the pass on the writer connection that lets
@@ -77,6 +73,7 @@ async fn wal_checkpoint(pooled: &mut Pooled) -> Result<Option<WalCheckpoint>, St
         frames,
         copied,
         restart: false,
+        writer_pass_due: false,
     }))
 }
 
@@ -192,7 +189,7 @@ impl Store {
     /// `None` on PostgreSQL, which checkpoints on its own.
     pub async fn checkpoint(&self, restart_frames: i64) -> Result<Option<WalCheckpoint>, StoreError> {
         match self.checkpoint_beside(restart_frames).await? {
-            Some(found) if found.writer_pass_due(restart_frames) => self.checkpoint_writer().await,
+            Some(found) if found.writer_pass_due => self.checkpoint_writer().await,
             found => Ok(found),
         }
     }
@@ -203,8 +200,9 @@ impl Store {
     /// the writer connection that follows is short. Measured under the exchange benchmark's open loop
     /// (~10,000 exchanges a second, ~200 MB of log): the writer's pass went from 7–17 ms to 2–13 ms,
     /// mostly its two `fsync`s. The caller then runs [`Store::checkpoint_writer`] if
-    /// [`WalCheckpoint::writer_pass_due`] (a log copied whole needs no such pass: an idle server
-    /// would otherwise repeat it every tick).
+    /// [`WalCheckpoint::writer_pass_due`]: not for a log copied whole that nobody wrote to between
+    /// two passes, which an idle server would otherwise repeat every tick. (A single pass cannot
+    /// tell: it reports the log as it found it, copied whole, while the writer appends behind it.)
     pub async fn checkpoint_beside(&self, restart_frames: i64) -> Result<Option<WalCheckpoint>, StoreError> {
         if !self.pools.is_sqlite() {
             return Ok(None);
@@ -212,20 +210,23 @@ impl Store {
         let Some(mut found) = wal_checkpoint(&mut self.read().await?).await? else {
             return Ok(None);
         };
-        if !found.writer_pass_due(restart_frames) {
+        if found.frames < restart_frames {
             return Ok(Some(found));
         }
+        let mut appended = 0;
         for _ in 0..CATCH_UP_PASSES {
             let Some(next) = wal_checkpoint(&mut self.read().await?).await? else {
                 break;
             };
             // Negative when the log started over in between (the backstop): nothing left to catch up.
-            let appended = next.frames - found.frames;
+            appended = next.frames - found.frames;
             found = next;
             if appended <= CATCH_UP_FRAMES {
                 break;
             }
         }
+        let quiet = appended == 0 && found.copied == found.frames;
+        found.writer_pass_due = found.frames >= restart_frames && !quiet;
         Ok(Some(found))
     }
 

@@ -65,7 +65,7 @@ pub fn spawn(store: Store, recorder: Recorder, mut shutdown: watch::Receiver<boo
 /// [`Store::checkpoint`], its pass on the writer connection run by the writer.
 async fn checkpoint(store: &Store, recorder: &Recorder) -> Result<Option<WalCheckpoint>, RecordError> {
     match store.checkpoint_beside(RESTART_FRAMES).await? {
-        Some(found) if found.writer_pass_due(RESTART_FRAMES) => recorder.checkpoint_writer().await,
+        Some(found) if found.writer_pass_due => recorder.checkpoint_writer().await,
         found => Ok(found),
     }
 }
