@@ -182,9 +182,9 @@ impl Store {
     /// it. Only a log copied completely starts over (at the writer's next transaction), which under
     /// sustained writes a checkpoint beside the writer rarely achieves; so once the log holds
     /// `restart_frames` frames (4 KiB each) and the passes beside the writer left some of them, the
-    /// checkpoint is repeated **on the writer connection**,
-    /// between two of its transactions: it copies the frames written since the last pass and syncs,
-    /// and the writer's next transaction starts the log over.
+    /// checkpoint is repeated **on the writer connection**, between two of its transactions: it
+    /// copies the frames written since the last pass and syncs, and the writer's next transaction
+    /// starts the log over.
     ///
     /// `None` on PostgreSQL, which checkpoints on its own.
     pub async fn checkpoint(&self, restart_frames: i64) -> Result<Option<WalCheckpoint>, StoreError> {
