@@ -19,14 +19,15 @@
 //! as `INSERT OR FAIL` on SQLite (no statement journal; see `Query::sqlite_sql`); SQLite connection
 //! settings and its single writer (below).
 //!
-//! SQLite settings: a file (`create_if_missing`), WAL journal, `synchronous=NORMAL`, `busy_timeout` 5 s,
-//! foreign keys on, temporary storage (statement journals, sorts) in memory; the writer checkpoints
-//! only at `WAL_BACKSTOP_FRAMES` (`Store::checkpoint` does it beside the writer) and trims the log file
-//! to half that when it starts the log over; connections are neither tested at checkout nor recycled
-//! (they live as long as the store). Durability: in WAL mode with `NORMAL`, a committed transaction has been written to the
-//! WAL file before `COMMIT` returns, so it survives a crash of the process; it is fsynced at the next
-//! checkpoint, so an operating-system crash or power loss may lose the last transactions (never corrupts
-//! the database). `FULL` would fsync every commit (milliseconds each on most disks) for power-loss
+//! SQLite settings: a file (`create_if_missing`), WAL journal, `synchronous=NORMAL`, `busy_timeout`
+//! 5 s, foreign keys on, temporary storage (statement journals, sorts) in memory; the writer
+//! checkpoints only at `WAL_BACKSTOP_FRAMES` (`Store::checkpoint` does it beside the writer) and
+//! trims the log file to `WAL_TRIM_FRAMES` (half that) when it starts the log over; connections are
+//! neither tested at checkout nor recycled (they live as long as the store). Durability: in WAL
+//! mode with `NORMAL`, a committed transaction has been written to the WAL file before `COMMIT`
+//! returns, so it survives a crash of the process; it is fsynced at the next checkpoint, so an
+//! operating-system crash or power loss may lose the last transactions (never corrupts the
+//! database). `FULL` would fsync every commit (milliseconds each on most disks) for power-loss
 //! durability; group commits make that affordable if a deployment needs it.
 //!
 //! Must not: hand a sqlx type to the rest of the crate's public API, or interpolate a value into SQL.
@@ -51,7 +52,7 @@ use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Row as _, SqlSafeStr};
 
 use crate::error::{BackendError, StoreError};
-use crate::store::WAL_BACKSTOP_FRAMES;
+use crate::store::{WAL_BACKSTOP_FRAMES, WAL_TRIM_FRAMES};
 
 /// How long a SQLite connection waits for a lock held by another connection or process.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -225,7 +226,7 @@ impl Pools {
         let writer_options = options
             .clone()
             .pragma("wal_autocheckpoint", WAL_BACKSTOP_FRAMES.to_string())
-            .pragma("journal_size_limit", (WAL_BACKSTOP_FRAMES / 2 * 4096).to_string());
+            .pragma("journal_size_limit", (WAL_TRIM_FRAMES * 4096).to_string());
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)

@@ -72,4 +72,4 @@ pub mod workspace;
 
 pub use error::StoreError;
 pub use page::{Cursor, Limit, ListQuery, Page};
-pub use store::{Backend, Store, Tx, WAL_BACKSTOP_FRAMES, WalCheckpoint};
+pub use store::{Backend, Store, Tx, WAL_BACKSTOP_FRAMES, WAL_TRIM_FRAMES, WalCheckpoint};

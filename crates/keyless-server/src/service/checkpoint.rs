@@ -18,7 +18,7 @@
 
 use std::time::Duration;
 
-use keyless_store::{Backend, Store, WalCheckpoint};
+use keyless_store::{Backend, Store, WAL_TRIM_FRAMES, WalCheckpoint};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -29,8 +29,15 @@ pub const INTERVAL: Duration = Duration::from_millis(100);
 /// The log's length, in 4-KiB frames, at which it is made to start over (64 MiB): each time costs the
 /// writer a pause of two `fsync`s and the copy of the last frames (2–13 ms on the benchmark VM, after
 /// the passes beside it have caught up), two or three times a second at the heaviest load measured.
-/// (256 MiB was measured too, before those passes: within the noise.)
+/// Measured with the passes on the writer's thread (2026-12-07): 32 MiB and 128 MiB, within the noise
+/// of this value (fewer restarts, each no cheaper); 192 MiB, past the log file's size limit
+/// ([`WAL_TRIM_FRAMES`]), clearly worse — the writer then trims the file at every restart and the log
+/// grows it back — hence the assertion below.
 pub const RESTART_FRAMES: i64 = 16_384;
+const _: () = assert!(
+    RESTART_FRAMES < WAL_TRIM_FRAMES,
+    "a log restarted past the file's size limit is trimmed at every restart"
+);
 
 /// Starts the checkpointer (SQLite only: on PostgreSQL the task ends at once). It stops when
 /// `shutdown` turns `true` (or its sender is dropped); closing the store checkpoints what is left.
