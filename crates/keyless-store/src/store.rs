@@ -36,8 +36,9 @@ pub enum Backend {
 /// The log's size, in 4-KiB frames, at which the SQLite writer checkpoints by itself, in case nobody
 /// calls [`Store::checkpoint`] (256 MiB).
 pub const WAL_BACKSTOP_FRAMES: i64 = 65_536;
-/// The log file's size limit, in 4-KiB frames (128 MiB): when the log starts over from a longer file,
-/// the writer trims the file to this (SQLite's `journal_size_limit`).
+/// The log file's size limit, counted in 4-KiB pages (128 MiB; a frame is a page and a 24-byte
+/// header, so the file holds slightly fewer frames): when the log starts over from a longer file, the
+/// writer trims the file to this (SQLite's `journal_size_limit`).
 pub const WAL_TRIM_FRAMES: i64 = WAL_BACKSTOP_FRAMES / 2;
 
 /// What a [`Store::checkpoint`] found and did, in frames of the write-ahead log.
